@@ -1,0 +1,109 @@
+/**
+ * The harness results contract: `artifacts/results.yml` as written by the built-in harness and read back by
+ * collectResults, the exporters and nightly comparisons. Field layout follows upstream nemo-evaluator
+ * (tasks → metrics → scores → value + stats). `evalflow_results_version` versions the contract; a reader
+ * accepts every version it knows and rejects newer ones with a clear error.
+ */
+import { z } from 'zod';
+
+export const RESULTS_FORMAT_VERSION = 1;
+
+export const ScoreStatsSchema = z
+  .object({
+    count: z.number().int().nonnegative(),
+    sum: z.number(),
+    sum_squared: z.number(),
+    min: z.number(),
+    max: z.number(),
+    mean: z.number(),
+    variance: z.number(),
+    stddev: z.number(),
+    stderr: z.number(),
+  })
+  .partial({ sum: true, sum_squared: true, min: true, max: true, variance: true, stddev: true });
+export type ScoreStats = z.infer<typeof ScoreStatsSchema>;
+
+export const ScoreSchema = z.object({ value: z.number(), stats: ScoreStatsSchema.optional() });
+export const MetricSchema = z.object({ scores: z.record(z.string(), ScoreSchema) });
+export const MetricsSchema = z.record(z.string(), MetricSchema);
+export type Metrics = z.infer<typeof MetricsSchema>;
+
+export const TaskResultSchema = z.object({ metrics: MetricsSchema });
+
+export interface GroupResult {
+  metrics: Metrics;
+  groups?: Record<string, GroupResult> | undefined;
+}
+export const GroupResultSchema: z.ZodType<GroupResult> = z.lazy(() =>
+  z.object({ metrics: MetricsSchema, groups: z.record(z.string(), GroupResultSchema).optional() }),
+);
+
+/** Sample accounting: every sample is scored, or counted as an error, never silently dropped. */
+export const SampleCountsSchema = z.object({
+  total: z.number().int().nonnegative(),
+  scored: z.number().int().nonnegative(),
+  errors: z.number().int().nonnegative(),
+  cached: z.number().int().nonnegative(),
+});
+export type SampleCounts = z.infer<typeof SampleCountsSchema>;
+
+export const ResultsFileSchema = z.object({
+  evalflow_results_version: z.number().int().positive(),
+  command: z.string().optional(),
+  git_hash: z.string().optional(),
+  config: z.record(z.string(), z.unknown()),
+  target: z.record(z.string(), z.unknown()),
+  results: z.object({
+    tasks: z.record(z.string(), TaskResultSchema),
+    groups: z.record(z.string(), GroupResultSchema).optional(),
+  }),
+  samples: SampleCountsSchema,
+  metadata: z.record(z.string(), z.unknown()).optional(),
+});
+export type ResultsFile = z.infer<typeof ResultsFileSchema>;
+
+export class ResultsFormatError extends Error {
+  override name = 'ResultsFormatError';
+}
+
+/** Validates a parsed results.yml; rejects versions newer than this reader. */
+export function parseResultsFile(data: unknown, source = 'results.yml'): ResultsFile {
+  const parsed = ResultsFileSchema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue ? issue.path.join('.') || '(root)' : '(root)';
+    throw new ResultsFormatError(`${source}: invalid at ${where}: ${issue?.message ?? 'unknown error'}`);
+  }
+  if (parsed.data.evalflow_results_version > RESULTS_FORMAT_VERSION) {
+    throw new ResultsFormatError(
+      `${source}: results format version ${parsed.data.evalflow_results_version} is newer than this evalflow understands (${RESULTS_FORMAT_VERSION}); upgrade evalflow`,
+    );
+  }
+  return parsed.data;
+}
+
+/**
+ * Flattens task metrics to `<task>_<metric>[_<score>]` keys, as upstream's exporters do (the score name is
+ * dropped when it equals the metric name). Groups are flattened the same way under their own names.
+ */
+export function flattenMetrics(results: ResultsFile['results']): Record<string, number> {
+  const flat: Record<string, number> = {};
+  const put = (key: string, value: number) => {
+    if (key in flat && flat[key] !== value) throw new ResultsFormatError(`metric key collision: ${key}`);
+    flat[key] = value;
+  };
+  const visit = (prefix: string, metrics: Metrics) => {
+    for (const [metric, { scores }] of Object.entries(metrics)) {
+      for (const [score, { value }] of Object.entries(scores)) {
+        put(score === metric ? `${prefix}_${metric}` : `${prefix}_${metric}_${score}`, value);
+      }
+    }
+  };
+  for (const [task, { metrics }] of Object.entries(results.tasks)) visit(task, metrics);
+  const visitGroup = (name: string, group: GroupResult) => {
+    visit(name, group.metrics);
+    for (const [sub, g] of Object.entries(group.groups ?? {})) visitGroup(`${name}_${sub}`, g);
+  };
+  for (const [name, group] of Object.entries(results.groups ?? {})) visitGroup(name, group);
+  return flat;
+}

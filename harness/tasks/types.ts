@@ -1,0 +1,75 @@
+/**
+ * What a built-in benchmark provides to the harness engine. The engine owns everything generic
+ * (dataset limiting, requests, retries, caching, progress, results files); a task only knows how to
+ * load its samples, turn one into a prompt, score one generation and aggregate scores into metrics.
+ */
+import type { Metrics, GroupResult } from '../results-schema.js';
+
+export type EndpointType = 'chat' | 'completions';
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** A prompt for one sample: chat messages for chat endpoints, a plain prompt for completions endpoints. */
+export type Prompt =
+  | { kind: 'chat'; messages: ChatMessage[]; stop?: string[] }
+  | { kind: 'completions'; prompt: string; stop?: string[] };
+
+export interface TaskSample {
+  /** Stable across runs and unique within the task (used for per-sample outputs and ordering). */
+  id: string;
+  /** Optional subset (e.g. MMLU subject) for per-subset metrics. */
+  subset?: string;
+  /** The reference answer as shown in per-sample outputs. */
+  groundTruth: string;
+  /** Task-specific data needed to build the prompt and score the answer. */
+  data: Record<string, unknown>;
+}
+
+export interface SampleScore {
+  /** Numeric score of the sample, usually 1 (correct) or 0. */
+  score: number;
+  /** What was extracted from the generation and compared (null when nothing could be extracted). */
+  extracted: string | null;
+}
+
+export interface ScoredSample {
+  sample: TaskSample;
+  score: SampleScore;
+}
+
+export interface TaskParams {
+  /** `config.params.extra` of the run config: task-specific knobs (e.g. `subjects`, `num_fewshot`). */
+  extra: Record<string, unknown>;
+}
+
+export interface LoadContext extends TaskParams {
+  /** Directory holding the datasets (`<dataset_dir>/gsm8k/test.jsonl`, `<dataset_dir>/mmlu/test/*.csv`, …). */
+  datasetDir: string;
+}
+
+export interface TaskAggregate {
+  /** Metrics of the task itself: results.tasks.<task name>.metrics */
+  metrics: Metrics;
+  /** Optional per-subset breakdown: results.groups.<task name> (its `groups` hold one entry per subset). */
+  group?: GroupResult;
+}
+
+export interface TaskDefinition {
+  /** Name within the built-in harness, e.g. `gsm8k` (full name `evalflow.gsm8k`). */
+  name: string;
+  description: string;
+  supportedEndpointTypes: readonly EndpointType[];
+  /** Defaults for `config.params` (max_new_tokens, temperature, …), overridden by the user. */
+  defaultParams: { max_new_tokens?: number; temperature?: number; top_p?: number; extra?: Record<string, unknown> };
+  /**
+   * Samples in a deterministic order. `limit_samples` takes a prefix of this list, so a task whose samples
+   * fall into subsets should interleave them (round-robin) to keep a small limit representative.
+   */
+  loadSamples(ctx: LoadContext): Promise<TaskSample[]>;
+  buildPrompt(sample: TaskSample, endpointType: EndpointType, params: TaskParams): Prompt;
+  score(sample: TaskSample, generation: string, params: TaskParams): SampleScore;
+  aggregate(scored: readonly ScoredSample[], params: TaskParams): TaskAggregate;
+}
