@@ -2,13 +2,26 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    globalSetup: ['test/support/global-setup.ts'],
-    testTimeout: 120_000,
-    hookTimeout: 180_000,
-    // Integration suites share one Temporal dev server and spawn real processes; on 2 cores,
-    // running files in parallel only adds contention and flakiness.
-    fileParallelism: false,
-    pool: 'forks',
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          testTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+          // One Temporal dev server (and, where needed, the model server) for all suites.
+          globalSetup: ['test/support/global-setup.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 300_000,
+          // Suites spawn real processes and share one server; on 2 cores parallel files only add contention.
+          fileParallelism: false,
+        },
+      },
+    ],
   },
 });
