@@ -1,0 +1,198 @@
+/**
+ * The `evalflow` CLI. Each verb lives in client/commands/ and is imported lazily, so that quick verbs
+ * (`--dry-run`, `ls tasks`) do not pay for the Temporal client and `harness run_eval` stays lean.
+ *
+ * Exit codes: 0 ok · 1 the run or the command failed · 2 bad input (config, override, flag, id).
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError } from '../config/errors.js';
+import { evalflowVersion } from '../common/paths.js';
+import { stdio, type Output } from './output.js';
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+export async function main(argv: string[], io: Output = stdio): Promise<number> {
+  if (argv[0] === 'harness' && argv[1] === 'run_eval') {
+    // The harness parses its own upstream-style flags (--run_config, --output_dir, …).
+    const { runEvalCommand } = await import('../harness/cli.js');
+    return runEvalCommand(argv.slice(2));
+  }
+  let exitCode = 0;
+  const program = new Command('evalflow')
+    .description('Durable LLM evaluations on Temporal (NeMo Evaluator launcher compatible)')
+    .version(evalflowVersion(), '--version')
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .showHelpAfterError('(run with --help for usage)');
+
+  const withClient = async <T>(fn: (client: import('@temporalio/client').Client) => Promise<T>): Promise<T> => {
+    const { connectClient } = await import('../common/temporal.js');
+    const client = await connectClient();
+    try {
+      return await fn(client);
+    } finally {
+      await client.connection.close();
+    }
+  };
+
+  program
+    .command('run')
+    .description('validate a config and start an invocation (one workflow, a child per task)')
+    .option('-c, --config <file>', 'YAML config in the nemo-evaluator-launcher format')
+    .option('-o, --override <key=value>', 'override a config value (+key= adds, ~key deletes); repeatable', collect, [])
+    .option('-t, --task <name>', 'run only this task (name, or name.<n> for one instance); repeatable', collect, [])
+    .addOption(new Option('--config-mode <mode>', 'hydra: defaults, interpolation, overrides; raw: plain YAML').choices(['hydra', 'raw']).default('hydra'))
+    .option('-n, --dry-run', 'validate and print what would run; needs no server', false)
+    .option('--wait', 'wait for the run to end, showing progress, then print the results', false)
+    .option('--json', 'machine-readable output', false)
+    .action(async (o: { config?: string; override: string[]; task: string[]; configMode: 'hydra' | 'raw'; dryRun: boolean; wait: boolean; json: boolean }) => {
+      const { runCommand } = await import('./commands/run.js');
+      exitCode = await runCommand(
+        {
+          configPath: o.config,
+          overrides: o.override,
+          taskFilter: o.task,
+          configMode: o.configMode,
+          dryRun: o.dryRun,
+          wait: o.wait,
+          json: o.json,
+        },
+        io,
+      );
+    });
+
+  program
+    .command('status')
+    .description('state and progress of invocations or jobs (unique id prefixes accepted)')
+    .argument('<ids...>')
+    .option('--json', 'machine-readable output', false)
+    .action(async (ids: string[], o: { json: boolean }) => {
+      const { statusCommand } = await import('./commands/status.js');
+      exitCode = await withClient((c) => statusCommand(c, ids, o, io));
+    });
+
+  program
+    .command('kill')
+    .description('cancel an invocation or one job; its harness is stopped')
+    .argument('<id>')
+    .action(async (id: string) => {
+      const { killCommand } = await import('./commands/kill.js');
+      exitCode = await withClient((c) => killCommand(c, id, io));
+    });
+
+  program
+    .command('logs')
+    .description('harness logs of an invocation or job')
+    .argument('<id>')
+    .option('-f, --follow', 'keep printing until the run ends', false)
+    .action(async (id: string, o: { follow: boolean }) => {
+      const { logsCommand } = await import('./commands/logs.js');
+      exitCode = await withClient((c) => logsCommand(c, id, o, io));
+    });
+
+  const ls = program.command('ls').description('list tasks or runs');
+  ls.command('tasks')
+    .description('the task catalogue: built-in tasks and upstream harness tasks')
+    .option('--json', 'machine-readable output', false)
+    .action(async (o: { json: boolean }) => {
+      const { lsTasksCommand } = await import('./commands/ls.js');
+      exitCode = lsTasksCommand(o, io);
+    });
+  ls.command('runs')
+    .description('recent invocations (a Temporal visibility query)')
+    .option('--since <when>', 'only runs started after this (2026-01-31, 2026-01-31T12:00:00, 6h, 1d)')
+    .option('--limit <n>', 'at most this many runs', (v) => Number.parseInt(v, 10), 50)
+    .option('--json', 'machine-readable output', false)
+    .action(async (o: { since?: string; limit: number; json: boolean }) => {
+      const { lsRunsCommand } = await import('./commands/ls.js');
+      exitCode = await withClient((c) => lsRunsCommand(c, o, io));
+    });
+
+  program
+    .command('export')
+    .description('export results of invocations or jobs')
+    .argument('<ids...>')
+    .requiredOption('--dest <dest>', 'destination (local)')
+    .addOption(new Option('--format <format>', 'file format of the local destination').choices(['json', 'csv']).default('json'))
+    .option('--output-dir <dir>', 'where to write (default: the run directory)')
+    .option('--output-filename <name>', 'base file name (default: processed_results)')
+    .action(async (ids: string[], o: { dest: string; format: 'json' | 'csv'; outputDir?: string; outputFilename?: string }) => {
+      const { exportCommand } = await import('./commands/export.js');
+      exitCode = await withClient((c) => exportCommand(c, ids, o, io));
+    });
+
+  program
+    .command('worker')
+    .description('run a worker on task queue "evalflow" (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE)')
+    .action(async () => {
+      const { runWorker } = await import('../worker/main.js');
+      await runWorker({ onReady: () => io.err('evalflow worker ready (task queue evalflow); Ctrl-C to stop\n') });
+    });
+
+  program
+    .command('serve-model')
+    .description('serve a GGUF model (default: SmolLM2-135M-Instruct) as an OpenAI-compatible endpoint on CPU')
+    .option('--host <host>', 'listen address', '127.0.0.1')
+    .option('--port <port>', 'listen port', (v) => Number.parseInt(v, 10), 8000)
+    .option('--model <path>', 'GGUF file (default: the tiny demo model, downloaded once)')
+    .option('--model-id <id>', 'model name reported by /v1/models')
+    .option('--parallel <n>', 'concurrent sequences', (v) => Number.parseInt(v, 10))
+    .action(async (o: { host: string; port: number; model?: string; modelId?: string; parallel?: number }) => {
+      const { serveModelCommand } = await import('../model-server/cli.js');
+      await serveModelCommand(o);
+    });
+
+  program
+    .command('server')
+    .description('local Temporal server')
+    .command('start-dev')
+    .description('start a Temporal dev server (SQLite, evalflow search attributes, Web UI) until Ctrl-C')
+    .option('--port <port>', 'frontend port', (v) => Number.parseInt(v, 10), 7233)
+    .option('--ui-port <port>', 'Web UI port', (v) => Number.parseInt(v, 10), 8233)
+    .option('--db-filename <file>', 'SQLite file (default .tools/temporal.db)')
+    .option('--headless', 'no Web UI', false)
+    .action(async (o: { port: number; uiPort: number; dbFilename?: string; headless: boolean }) => {
+      const { startDevServer } = await import('../scripts/temporal-dev-server.js');
+      const server = await startDevServer({
+        port: o.port,
+        uiPort: o.headless ? null : o.uiPort,
+        dbFile: o.dbFilename,
+        log: (l) => io.err(`${l}\n`),
+      });
+      io.err(`Temporal dev server at ${server.address}${server.uiUrl ? `, Web UI ${server.uiUrl}` : ''}; Ctrl-C to stop\n`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+        server.process.once('exit', () => resolve());
+      });
+      await server.stop();
+    });
+
+  program
+    .command('harness')
+    .description('the built-in harness (nemo-evaluator contract)')
+    .command('run_eval')
+    .description('run one evaluation: run_eval --run_config FILE [--output_dir DIR] [--overrides a.b=1,…] (run_eval --help)');
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    return reportError(err, io);
+  }
+}
+
+function reportError(err: unknown, io: Output): number {
+  if (err instanceof CommanderError) {
+    // --help and --version end here with code 0; usage errors were already printed by commander.
+    return err.exitCode === 0 ? 0 : 2;
+  }
+  if (err instanceof ConfigError) {
+    io.err(`error: ${err.message}\n`);
+    return err.exitCode;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  io.err(`error: ${message}\n`);
+  if (process.env.EVALFLOW_DEBUG && err instanceof Error && err.stack) io.err(`${err.stack}\n`);
+  return 1;
+}

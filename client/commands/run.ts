@@ -1,0 +1,139 @@
+/** `evalflow run`: validate the config, then start one InvocationWorkflow (or, with --dry-run, show it). */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Client, WorkflowFailedError } from '@temporalio/client';
+import { stringify } from 'yaml';
+import { writeYamlAtomic } from '../../common/files.js';
+import { connectClient, ensureSearchAttributes, temporalTarget } from '../../common/temporal.js';
+import { redactEnvRef } from '../../config/env.js';
+import { loadRunConfig, type LoadOptions } from '../../config/load.js';
+import { planTasks } from '../../config/plan.js';
+import type { RunConfig } from '../../config/schema.js';
+import { distPath } from '../../common/paths.js';
+import {
+  INVOCATION_WORKFLOW,
+  invocationWorkflowId,
+  SEARCH_ATTRIBUTES,
+  TASK_QUEUE,
+  type InvocationInput,
+} from '../../workflows/types.js';
+import { buildInvocationInput, newInvocationId } from '../invocation.js';
+import { json, type Output } from '../output.js';
+import { watchInvocation } from '../watch.js';
+
+export interface RunOptions extends LoadOptions {
+  dryRun?: boolean;
+  wait?: boolean;
+  json?: boolean;
+}
+
+export async function runCommand(opts: RunOptions, io: Output, connect: () => Promise<Client> = connectClient): Promise<number> {
+  const cfg = loadRunConfig(opts);
+  const plans = planTasks(cfg);
+  const invocationId = newInvocationId();
+  const input = buildInvocationInput(cfg, plans, { invocationId, now: new Date() });
+
+  if (opts.dryRun) {
+    io.out(opts.json ? json({ config: redactConfig(cfg), invocation: input }) : describeDryRun(cfg, input));
+    return 0;
+  }
+
+  const client = await connect();
+  try {
+    const namespace = temporalTarget().namespace;
+    await ensureSearchAttributes(client, namespace);
+    mkdirSync(input.runDir, { recursive: true });
+    writeYamlAtomic(join(input.runDir, 'launcher_config.yml'), redactConfig(cfg));
+    const handle = await client.workflow.start(INVOCATION_WORKFLOW, {
+      workflowId: invocationWorkflowId(invocationId),
+      taskQueue: TASK_QUEUE,
+      args: [input],
+      typedSearchAttributes: [
+        { key: SEARCH_ATTRIBUTES.invocation, value: invocationId },
+        { key: SEARCH_ATTRIBUTES.model, value: input.model },
+        { key: SEARCH_ATTRIBUTES.backend, value: input.backend },
+        { key: SEARCH_ATTRIBUTES.stage, value: 'pending' },
+      ],
+      memo: {
+        runDir: input.runDir,
+        endpoint: cfg.target.api_endpoint.url,
+        tasks: input.tasks.map((t) => `${t.jobName} (${t.taskName})`).join(', '),
+      },
+    });
+    if (!opts.json) {
+      io.out(
+        `started invocation ${invocationId} (workflow ${handle.workflowId}), ${input.tasks.length} task(s)\n` +
+          `  results:  ${input.runDir}\n` +
+          `  status:   npx evalflow status ${invocationId}\n` +
+          `  logs:     npx evalflow logs ${invocationId}\n` +
+          `  kill:     npx evalflow kill ${invocationId}\n`,
+      );
+      await warnIfNoWorker(client, namespace, io);
+    }
+    if (!opts.wait) {
+      if (opts.json) io.out(json({ invocation_id: invocationId, workflow_id: handle.workflowId, run_dir: input.runDir }));
+      return 0;
+    }
+    return await watchInvocation(client, invocationId, io, { json: Boolean(opts.json) });
+  } catch (err) {
+    if (err instanceof WorkflowFailedError) return 1;
+    throw err;
+  } finally {
+    await client.connection.close();
+  }
+}
+
+async function warnIfNoWorker(client: Client, namespace: string, io: Output): Promise<void> {
+  try {
+    const res = await client.workflowService.describeTaskQueue({
+      namespace,
+      taskQueue: { name: TASK_QUEUE },
+      taskQueueType: 1, // workflow task queue
+    });
+    if ((res.pollers ?? []).length === 0) {
+      io.err(`warning: no worker is polling task queue '${TASK_QUEUE}'; start one with \`npx evalflow worker\`\n`);
+    }
+  } catch {
+    // Only a hint.
+  }
+}
+
+/** The resolved config with literal env values masked (host:/runtime: entries are names, not secrets). */
+export function redactConfig(cfg: RunConfig): unknown {
+  const redactMap = (vars: Record<string, string> | undefined) =>
+    vars &&
+    Object.fromEntries(
+      Object.entries(vars).map(([k, v]) => [k, v.startsWith('lit:') ? `lit:${redactEnvRef({ kind: 'lit', value: v.slice(4) })}` : v]),
+    );
+  return {
+    ...cfg,
+    env_vars: redactMap(cfg.env_vars),
+    evaluation: {
+      ...cfg.evaluation,
+      ...(cfg.evaluation.env_vars ? { env_vars: redactMap(cfg.evaluation.env_vars) } : {}),
+      tasks: cfg.evaluation.tasks.map((t) => (t.env_vars ? { ...t, env_vars: redactMap(t.env_vars) } : t)),
+    },
+    ...(cfg.export?.env_vars ? { export: { ...cfg.export, env_vars: redactMap(cfg.export.env_vars) } } : {}),
+  };
+}
+
+function describeDryRun(cfg: RunConfig, input: InvocationInput): string {
+  const parts = [
+    '# resolved config (dry run: nothing was started)',
+    stringify(redactConfig(cfg), { lineWidth: 0 }).trimEnd(),
+    '',
+    `# invocation ${input.invocationId} would write to ${input.runDir}`,
+  ];
+  for (const task of input.tasks) {
+    const env = Object.entries(task.env ?? {}).map(([name, ref]) => `${name}=${redactEnvRef(ref)}`);
+    parts.push(
+      '',
+      `## job ${task.invocationId}.${task.taskIndex}: ${task.jobName} (${task.taskName}), ${task.endpoint.type} endpoint, runtime ${task.runtime}`,
+      `# command: node ${distPath('harness', 'cli.js')} run_eval --run_config ${join(task.jobDir, 'config_ef.yaml')} --stage_dir ${join(task.jobDir, 'logs')}`,
+      `# env: ${env.length ? env.join(' ') : '(none)'}${task.endpoint.apiKeyName ? `; API key from $${task.endpoint.apiKeyName}` : ''}`,
+      '# config_ef.yaml:',
+      stringify(task.runConfig, { lineWidth: 0 }).trimEnd(),
+    );
+  }
+  return `${parts.join('\n')}\n`;
+}

@@ -1,0 +1,100 @@
+/**
+ * From a validated launcher config to the workflow input: ids, run directory, and per task the harness
+ * run config. Pure (ids and time are passed in), so it is unit-tested and shared by the CLI, the demo
+ * and the client script.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { TaskPlan } from '../config/plan.js';
+import type { RunConfig } from '../config/schema.js';
+import { ConfigError } from '../config/errors.js';
+import type { ExportDestination, InvocationInput } from '../workflows/types.js';
+
+export function newInvocationId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** `<YYYYmmdd_HHMMSS>-<inv>` in local time, as upstream names its run directories. */
+export function runDirName(now: Date, invocationId: string): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  const stamp = `${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}_${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
+  return `${stamp}-${invocationId}`;
+}
+
+export function buildInvocationInput(
+  cfg: RunConfig,
+  plans: TaskPlan[],
+  ids: { invocationId: string; now: Date },
+): InvocationInput {
+  if (cfg.execution.runtime !== 'process') {
+    throw new ConfigError(
+      'execution.runtime=docker is not supported yet (it comes with the Docker backend); set execution.runtime=process to run the built-in harness as a local process',
+      'execution.runtime',
+    );
+  }
+  const runDir = join(cfg.execution.output_dir, runDirName(ids.now, ids.invocationId));
+  const endpoint = cfg.target.api_endpoint;
+  const exports = exportDestinations(cfg);
+  return {
+    invocationId: ids.invocationId,
+    runDir,
+    model: endpoint.model_id,
+    backend: 'local',
+    mode: cfg.execution.mode,
+    ...(cfg.execution.max_parallel_tasks ? { maxParallel: cfg.execution.max_parallel_tasks } : {}),
+    tasks: plans.map((plan) => {
+      const jobDir = join(runDir, plan.jobName);
+      const { params = {} } = plan.evaluatorConfig.config;
+      const extra = { ...(params.extra ?? {}), ...(plan.datasetDir ? { dataset_dir: plan.datasetDir } : {}) };
+      const apiEndpoint = plan.evaluatorConfig.target.api_endpoint;
+      return {
+        invocationId: ids.invocationId,
+        taskIndex: plan.index,
+        taskName: plan.task.fullName,
+        jobName: plan.jobName,
+        jobDir,
+        backend: 'local' as const,
+        runtime: 'process' as const,
+        endpoint: {
+          url: endpoint.url,
+          modelId: endpoint.model_id,
+          type: plan.endpointType,
+          apiKeyName: endpoint.api_key_name ?? null,
+          readinessTimeoutS: cfg.execution.endpoint_readiness_timeout,
+        },
+        runConfig: {
+          config: { type: plan.task.name, output_dir: join(jobDir, 'artifacts'), params: { ...params, extra } },
+          target: {
+            api_endpoint: {
+              url: endpoint.url,
+              model_id: endpoint.model_id,
+              type: plan.endpointType,
+              ...(endpoint.api_key_name ? { api_key_name: endpoint.api_key_name } : {}),
+              ...(apiEndpoint.stream != null ? { stream: apiEndpoint.stream } : {}),
+            },
+          },
+          metadata: { invocation_id: ids.invocationId, job_id: `${ids.invocationId}.${plan.index}`, task: plan.task.fullName },
+        },
+        env: plan.env,
+        limits: { maxAttempts: cfg.execution.max_attempts, heartbeatTimeoutS: cfg.execution.heartbeat_timeout },
+        exports,
+      };
+    }),
+  };
+}
+
+function exportDestinations(cfg: RunConfig): ExportDestination[] {
+  const destinations = cfg.execution.auto_export?.destinations ?? [];
+  return destinations.map((dest, i) => {
+    if (dest !== 'local') {
+      throw new ConfigError(`export destination '${dest}' is not supported yet (supported: local)`, `execution.auto_export.destinations[${i}]`);
+    }
+    const local = cfg.export?.local;
+    return {
+      kind: 'local' as const,
+      format: local?.format ?? 'json',
+      ...(local?.output_dir ? { outputDir: local.output_dir } : {}),
+      ...(local?.output_filename ? { outputFilename: local.output_filename } : {}),
+    };
+  });
+}

@@ -1,0 +1,167 @@
+/**
+ * `run_eval`: the nemo-evaluator harness contract. Also the entrypoint of the harness image and of the
+ * process runtime (`node dist/harness/cli.js run_eval …`, kept free of the launcher's heavier imports).
+ *
+ * Exit codes: 0 success · 1 unexpected error · 2 invalid run config · 3 too many failed samples (results
+ * written) · 130/143 interrupted by SIGINT/SIGTERM (responses so far cached for a resume).
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { parse as parseYamlValue } from 'yaml';
+import { writeFileAtomic } from '../common/files.js';
+import { HarnessConfigError, InterruptedError, readRunConfigFile, runEvaluation } from './engine.js';
+
+export const EXIT = { ok: 0, error: 1, config: 2, tooManyErrors: 3 } as const;
+
+const USAGE = `usage: run_eval --run_config FILE [--output_dir DIR] [--eval_type TASK] [--model_id ID]
+                [--model_url URL] [--model_type chat|completions] [--api_key_name VAR]
+                [--overrides "a.b=1,c.d=x"] [--dry_run] [--stage_dir DIR]`;
+
+export async function runEvalCommand(argv: string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      options: {
+        run_config: { type: 'string' },
+        output_dir: { type: 'string' },
+        eval_type: { type: 'string' },
+        model_id: { type: 'string' },
+        model_url: { type: 'string' },
+        model_type: { type: 'string' },
+        api_key_name: { type: 'string' },
+        overrides: { type: 'string' },
+        dry_run: { type: 'boolean', default: false },
+        stage_dir: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`run_eval: ${(err as Error).message}\n${USAGE}\n`);
+    return EXIT.config;
+  }
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return EXIT.ok;
+  }
+  const stage = new StageFiles(args.stage_dir);
+  const controller = new AbortController();
+  let signalExit = 143;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signalExit = signal === 'SIGINT' ? 130 : 143;
+    process.stderr.write(`run_eval: ${signal} received, stopping (responses so far are cached)\n`);
+    controller.abort(new InterruptedError(signal));
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  stage.running();
+  const code = await execute(args, controller.signal).catch((err: unknown) => {
+    if (err instanceof HarnessConfigError) {
+      process.stderr.write(`run_eval: error: ${err.message}\n`);
+      return EXIT.config;
+    }
+    if (err instanceof InterruptedError) {
+      process.stderr.write(`run_eval: ${err.message}\n`);
+      return signalExit;
+    }
+    process.stderr.write(`run_eval: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
+    return EXIT.error;
+  });
+  stage.exit(code);
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
+  return code;
+}
+
+async function execute(args: Record<string, string | boolean | undefined>, signal: AbortSignal): Promise<number> {
+  if (typeof args.run_config !== 'string') throw new HarnessConfigError('--run_config is required');
+  const raw = (readRunConfigFile(args.run_config) ?? {}) as Record<string, unknown>;
+  const cfg = applyCliArgs(raw, args);
+  if (args.dry_run) {
+    process.stdout.write(`${JSON.stringify(cfg, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  let lastLogged = 0;
+  const outcome = await runEvaluation({
+    runConfig: cfg as never,
+    signal,
+    command: `run_eval ${process.argv.slice(2).join(' ')}`.trim(),
+    onProgress: (p) => {
+      const now = Date.now();
+      if (now - lastLogged >= 5000 || p.done === p.total) {
+        lastLogged = now;
+        process.stdout.write(`progress ${p.done}/${p.total} (cached ${p.cached}, errors ${p.errors})\n`);
+      }
+    },
+  });
+  for (const [task, { metrics }] of Object.entries(outcome.results.results.tasks)) {
+    for (const [metric, { scores }] of Object.entries(metrics)) {
+      for (const [score, { value }] of Object.entries(scores)) process.stdout.write(`${task} ${metric}/${score}: ${value}\n`);
+    }
+  }
+  process.stdout.write(`results written to ${join(outcome.outputDir, 'results.yml')}\n`);
+  if (outcome.errorThresholdExceeded) {
+    process.stderr.write(`run_eval: ${outcome.errorMessage}\n`);
+    return EXIT.tooManyErrors;
+  }
+  return EXIT.ok;
+}
+
+/** Precedence as upstream: --overrides > individual flags > run config file. */
+export function applyCliArgs(raw: Record<string, unknown>, args: Record<string, string | boolean | undefined>): Record<string, unknown> {
+  const cfg = structuredClone(raw);
+  const set = (path: string, value: unknown) => {
+    const keys = path.split('.');
+    let node = cfg;
+    for (const key of keys.slice(0, -1)) {
+      if (node[key] === null || typeof node[key] !== 'object') node[key] = {};
+      node = node[key] as Record<string, unknown>;
+    }
+    node[keys[keys.length - 1] as string] = value;
+  };
+  const flags: Array<[string, string]> = [
+    ['output_dir', 'config.output_dir'],
+    ['eval_type', 'config.type'],
+    ['model_id', 'target.api_endpoint.model_id'],
+    ['model_url', 'target.api_endpoint.url'],
+    ['model_type', 'target.api_endpoint.type'],
+    ['api_key_name', 'target.api_endpoint.api_key_name'],
+  ];
+  for (const [flag, path] of flags) if (typeof args[flag] === 'string') set(path, args[flag]);
+  if (typeof args.overrides === 'string' && args.overrides.trim()) {
+    for (const item of args.overrides.split(',')) {
+      const eq = item.indexOf('=');
+      if (eq <= 0) throw new HarnessConfigError(`--overrides: expected key=value, got "${item}"`);
+      set(item.slice(0, eq).trim(), parseYamlValue(item.slice(eq + 1)));
+    }
+  }
+  return cfg;
+}
+
+/** Launcher-visible lifecycle markers (upstream's logs/stage.* files): running → exit <code>. */
+class StageFiles {
+  constructor(private readonly dir: string | undefined) {
+    if (dir) mkdirSync(dir, { recursive: true });
+  }
+
+  running(): void {
+    if (this.dir) writeFileAtomic(join(this.dir, 'stage.running'), `${new Date().toISOString()} ${process.pid}\n`);
+  }
+
+  exit(code: number): void {
+    if (this.dir) writeFileAtomic(join(this.dir, 'stage.exit'), `${new Date().toISOString()} ${code}\n`);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [verb, ...rest] = process.argv.slice(2);
+  if (verb !== 'run_eval') {
+    process.stderr.write(`${USAGE}\n`);
+    process.exitCode = EXIT.config;
+  } else {
+    process.exitCode = await runEvalCommand(rest);
+  }
+}

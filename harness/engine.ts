@@ -1,0 +1,402 @@
+/**
+ * The built-in evaluation engine: loads a task's samples, sends them to the endpoint with bounded
+ * concurrency, reuses cached responses, scores, and writes the upstream-format output files.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { writeFileAtomic, writeJsonAtomic, writeYamlAtomic } from '../common/files.js';
+import { evalflowVersion } from '../common/paths.js';
+import { requestKey, ResponseCache, type CachedResponse } from './cache.js';
+import { buildRequestBody, EndpointClient, RequestFailedError } from './client.js';
+import { HarnessRunConfigSchema, type HarnessRunConfig, type ResolvedHarnessRunConfig } from './run-config.js';
+import { RESULTS_FORMAT_VERSION, type ResultsFile, type SampleCounts } from './results-schema.js';
+import { getBuiltinTask } from './tasks/index.js';
+import type { EndpointType, ScoredSample, TaskDefinition, TaskParams, TaskSample } from './tasks/types.js';
+
+/** Invalid run config or environment: nothing was sent. */
+export class HarnessConfigError extends Error {
+  override name = 'HarnessConfigError';
+}
+
+/** The run was interrupted (SIGTERM / abort); responses so far are cached for a resume. */
+export class InterruptedError extends Error {
+  override name = 'InterruptedError';
+}
+
+/** Keys of `config.params.extra` that belong to the engine, not to the task. */
+const EngineExtraSchema = z.object({
+  dataset_dir: z.string().min(1).optional(),
+  /** Fraction of samples allowed to fail (after retries) before the run counts as failed. */
+  max_error_rate: z.number().min(0).max(1).default(0),
+});
+const ENGINE_EXTRA_KEYS = ['dataset_dir', 'max_error_rate'];
+
+export interface Progress {
+  total: number;
+  done: number;
+  cached: number;
+  errors: number;
+}
+
+export interface RunOptions {
+  runConfig: HarnessRunConfig;
+  /** Environment for the API key (`api_key_name`) and NEMO_EVALUATOR_DATASET_DIR. Default process.env. */
+  env?: Record<string, string | undefined>;
+  signal?: AbortSignal;
+  onProgress?: (progress: Progress) => void;
+  /** How the run was started, recorded in results.yml. */
+  command?: string;
+  /** Test hook: shorter retry backoff. */
+  retryBaseDelayMs?: number;
+}
+
+export interface RunOutcome {
+  results: ResultsFile;
+  outputDir: string;
+  /** More samples failed than `max_error_rate` allows: the results are written but the run failed. */
+  errorThresholdExceeded: boolean;
+  errorMessage?: string;
+}
+
+interface SampleRecord {
+  id: string;
+  sub_query_id: string | null;
+  query: string;
+  generation: string | null;
+  answer: string | null;
+  ground_truth: string;
+  score: number | null;
+  score_name: string;
+  num_prompt_tokens: number;
+  num_generated_tokens: number;
+  finish_reason: string | null;
+  cached: boolean;
+  error: string | null;
+}
+
+export function parseRunConfig(input: unknown): ResolvedHarnessRunConfig {
+  const parsed = HarnessRunConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new HarnessConfigError(`run config ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+  }
+  return parsed.data;
+}
+
+export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
+  const startedAt = new Date();
+  const env = opts.env ?? process.env;
+  const cfg = parseRunConfig(opts.runConfig);
+  const task = lookupTask(cfg.config.type);
+  const endpoint = cfg.target.api_endpoint;
+  const endpointType: EndpointType = endpoint.type ?? (task.supportedEndpointTypes[0] as EndpointType);
+  if (!task.supportedEndpointTypes.includes(endpointType)) {
+    throw new HarnessConfigError(
+      `target.api_endpoint.type: task ${task.name} supports ${task.supportedEndpointTypes.join(', ')}, not ${endpointType}`,
+    );
+  }
+
+  const params = { ...task.defaultParams, ...stripNullish(cfg.config.params) };
+  const extra = { ...task.defaultParams.extra, ...(cfg.config.params.extra ?? {}) };
+  const engineExtra = EngineExtraSchema.safeParse(pick(extra, ENGINE_EXTRA_KEYS));
+  if (!engineExtra.success) {
+    const issue = engineExtra.error.issues[0];
+    throw new HarnessConfigError(`config.params.extra.${issue?.path.join('.')}: ${issue?.message}`);
+  }
+  const taskParams: TaskParams = { extra: omit(extra, ENGINE_EXTRA_KEYS) };
+  const datasetDir = engineExtra.data.dataset_dir ?? env.NEMO_EVALUATOR_DATASET_DIR;
+  if (!datasetDir) {
+    throw new HarnessConfigError('no dataset directory: set config.params.extra.dataset_dir or NEMO_EVALUATOR_DATASET_DIR');
+  }
+  let apiKey: string | undefined;
+  if (endpoint.api_key_name) {
+    apiKey = env[endpoint.api_key_name];
+    if (!apiKey) {
+      throw new HarnessConfigError(
+        `target.api_endpoint.api_key_name names ${endpoint.api_key_name}, but that environment variable is not set`,
+      );
+    }
+  }
+
+  const outputDir = resolve(cfg.config.output_dir);
+  mkdirSync(outputDir, { recursive: true });
+  const resolvedConfig = {
+    ...cfg,
+    config: { ...cfg.config, type: task.name, output_dir: outputDir, params: { ...params, extra } },
+    target: { api_endpoint: { ...endpoint, type: endpointType } },
+  };
+  writeYamlAtomic(join(outputDir, 'run_config.yml'), resolvedConfig);
+
+  let samples: TaskSample[];
+  try {
+    samples = limitSamples(await task.loadSamples({ datasetDir: resolve(datasetDir), ...taskParams }), params.limit_samples);
+  } catch (err) {
+    throw new HarnessConfigError(`loading ${task.name} samples from ${datasetDir}: ${(err as Error).message}`);
+  }
+
+  const cache = ResponseCache.open(join(outputDir, 'cache', 'responses.jsonl'));
+  const client = new EndpointClient({
+    url: endpoint.url,
+    modelId: endpoint.model_id,
+    type: endpointType,
+    apiKey,
+    parallelism: params.parallelism ?? 1,
+    requestTimeoutMs: (params.request_timeout ?? 60) * 1000,
+    maxRetries: params.max_retries ?? 5,
+    stream: endpoint.stream ?? false,
+    retryBaseDelayMs: opts.retryBaseDelayMs,
+  });
+  const route = endpointType === 'chat' ? 'chat' : 'completions';
+  const progress: Progress = { total: samples.length, done: 0, cached: 0, errors: 0 };
+  const records: SampleRecord[] = new Array<SampleRecord>(samples.length);
+  const scored: Array<ScoredSample | undefined> = new Array<ScoredSample | undefined>(samples.length);
+  const usage = { prompt_tokens: 0, completion_tokens: 0, retries: 0, requests: 0 };
+  const progressWriter = new ProgressWriter(outputDir, progress, opts.onProgress);
+
+  const evaluateOne = async (index: number) => {
+    const sample = samples[index] as TaskSample;
+    const prompt = task.buildPrompt(sample, endpointType, taskParams);
+    const body = buildRequestBody(prompt, endpoint.model_id, params, false);
+    const key = requestKey(route, body);
+    let response: CachedResponse | undefined = cache.get(key);
+    const cached = response !== undefined;
+    let error: string | null = null;
+    if (!response) {
+      try {
+        const completion = await client.send(endpoint.stream ? { ...body, stream: true } : body, opts.signal);
+        usage.requests++;
+        usage.retries += completion.retries;
+        usage.prompt_tokens += completion.promptTokens;
+        usage.completion_tokens += completion.completionTokens;
+        response = {
+          text: completion.text,
+          finishReason: completion.finishReason,
+          promptTokens: completion.promptTokens,
+          completionTokens: completion.completionTokens,
+        };
+        cache.put(key, response);
+      } catch (err) {
+        if (opts.signal?.aborted) throw new InterruptedError('interrupted');
+        error = err instanceof RequestFailedError ? err.message : String(err);
+        usage.retries += err instanceof RequestFailedError ? err.retries : 0;
+      }
+    }
+    const score = response ? task.score(sample, response.text, taskParams) : null;
+    if (score) scored[index] = { sample, score };
+    records[index] = {
+      id: sample.id,
+      sub_query_id: sample.subset ?? null,
+      query: promptText(prompt),
+      generation: response?.text ?? null,
+      answer: score?.extracted ?? null,
+      ground_truth: sample.groundTruth,
+      score: score?.score ?? null,
+      score_name: 'accuracy',
+      num_prompt_tokens: response?.promptTokens ?? 0,
+      num_generated_tokens: response?.completionTokens ?? 0,
+      finish_reason: response?.finishReason ?? null,
+      cached,
+      error,
+    };
+    progress.done++;
+    if (cached) progress.cached++;
+    if (error) progress.errors++;
+  };
+
+  try {
+    await runPool(samples.length, params.parallelism ?? 1, evaluateOne, opts.signal);
+  } catch (err) {
+    progressWriter.flush();
+    if (opts.signal?.aborted || err instanceof InterruptedError) {
+      writeFileSync(join(outputDir, '.nemo_evaluator_interrupted'), `${new Date().toISOString()}\n`);
+      throw new InterruptedError(`interrupted after ${progress.done} of ${progress.total} samples`);
+    }
+    throw err;
+  } finally {
+    progressWriter.stop();
+    cache.close();
+    await client.close();
+  }
+
+  const scoredSamples = scored.filter((s): s is ScoredSample => s !== undefined);
+  const aggregate = task.aggregate(scoredSamples, taskParams);
+  const counts: SampleCounts = {
+    total: samples.length,
+    scored: scoredSamples.length,
+    errors: progress.errors,
+    cached: progress.cached,
+  };
+  const endedAt = new Date();
+  const versioning = { evalflow: evalflowVersion(), node: process.version, results_format: RESULTS_FORMAT_VERSION };
+  const results: ResultsFile = {
+    evalflow_results_version: RESULTS_FORMAT_VERSION,
+    command: opts.command ?? 'evaluate()',
+    config: resolvedConfig.config,
+    target: resolvedConfig.target,
+    results: {
+      tasks: { [task.name]: { metrics: aggregate.metrics } },
+      ...(aggregate.group ? { groups: { [task.name]: aggregate.group } } : {}),
+    },
+    samples: counts,
+    metadata: { versioning },
+  };
+
+  const samplesDir = join(outputDir, 'nemo-evaluator-per-sample-outputs');
+  writeFileAtomic(join(samplesDir, `${task.name}.jsonl`), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  writeYamlAtomic(join(outputDir, 'results.yml'), results);
+  writeJsonAtomic(join(outputDir, 'eval_factory_metrics.json'), mergeMetrics(outputDir, startedAt, endedAt, usage, progress));
+  writeYamlAtomic(join(outputDir, 'metadata.yaml'), { versioning, ...(cfg.metadata ? { launcher: cfg.metadata } : {}) });
+
+  const allowed = Math.floor(engineExtra.data.max_error_rate * samples.length);
+  const errorThresholdExceeded = progress.errors > allowed;
+  return {
+    results,
+    outputDir,
+    errorThresholdExceeded,
+    ...(errorThresholdExceeded
+      ? {
+          errorMessage: `${progress.errors} of ${samples.length} samples failed after retries (max_error_rate ${engineExtra.data.max_error_rate} allows ${allowed}); see ${join(samplesDir, `${task.name}.jsonl`)}`,
+        }
+      : {}),
+  };
+}
+
+function lookupTask(name: string): TaskDefinition {
+  try {
+    return getBuiltinTask(name);
+  } catch (err) {
+    throw new HarnessConfigError(`config.type: ${(err as Error).message}`);
+  }
+}
+
+/** `limit_samples`: a count, or a fraction of the dataset when below 1. Takes a prefix (tasks order samples representatively). */
+export function limitSamples<T>(samples: T[], limit: number | null | undefined): T[] {
+  if (limit == null) return samples;
+  const n = limit < 1 ? Math.ceil(samples.length * limit) : Math.floor(limit);
+  return samples.slice(0, n);
+}
+
+/** Runs `fn(i)` for i in [0, n) with at most `concurrency` in flight; stops at the first error. */
+export async function runPool(
+  n: number,
+  concurrency: number,
+  fn: (index: number) => Promise<void>,
+  signal?: AbortSignal,
+): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < n) {
+      if (signal?.aborted) throw new InterruptedError('interrupted');
+      const index = next++;
+      try {
+        await fn(index);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  const results = await Promise.allSettled(Array.from({ length: Math.min(concurrency, n) }, worker));
+  const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (rejected) throw rejected.reason;
+}
+
+/** Writes `progress` (upstream: an integer) and `progress.json` at most every 500 ms. */
+class ProgressWriter {
+  private readonly timer: NodeJS.Timeout;
+  private lastWritten = -1;
+
+  constructor(
+    private readonly outputDir: string,
+    private readonly progress: Progress,
+    private readonly onProgress?: (p: Progress) => void,
+  ) {
+    this.flush();
+    this.timer = setInterval(() => this.flush(), 500);
+    this.timer.unref();
+  }
+
+  flush(): void {
+    if (this.progress.done === this.lastWritten) return;
+    this.lastWritten = this.progress.done;
+    writeFileAtomic(join(this.outputDir, 'progress'), `${this.progress.done}\n`);
+    writeFileAtomic(join(this.outputDir, 'progress.json'), JSON.stringify(this.progress));
+    this.onProgress?.({ ...this.progress });
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.flush();
+  }
+}
+
+/** eval_factory_metrics.json accumulates across resumed attempts (runtime, tokens, requests). */
+function mergeMetrics(
+  outputDir: string,
+  startedAt: Date,
+  endedAt: Date,
+  usage: { prompt_tokens: number; completion_tokens: number; retries: number; requests: number },
+  progress: Progress,
+): Record<string, unknown> {
+  const file = join(outputDir, 'eval_factory_metrics.json');
+  const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as PreviousMetrics) : undefined;
+  const prevEval = previous?.evaluation;
+  const runtime = (endedAt.getTime() - startedAt.getTime()) / 1000 + (prevEval?.runtime_seconds ?? 0);
+  const prompt = usage.prompt_tokens + (prevEval?.token_usage?.prompt_tokens ?? 0);
+  const completion = usage.completion_tokens + (prevEval?.token_usage?.completion_tokens ?? 0);
+  return {
+    evaluation: {
+      runtime_seconds: runtime,
+      start_time: prevEval?.start_time ?? startedAt.toISOString(),
+      end_time: endedAt.toISOString(),
+      token_usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion },
+      peak_memory_bytes: Math.max(process.resourceUsage().maxRSS * 1024, prevEval?.peak_memory_bytes ?? 0),
+      attempts: (prevEval?.attempts ?? 0) + 1,
+    },
+    response_stats: {
+      requests_sent: usage.requests + (previous?.response_stats?.requests_sent ?? 0),
+      retries: usage.retries + (previous?.response_stats?.retries ?? 0),
+      cached_samples: progress.cached,
+      failed_samples: progress.errors,
+    },
+  };
+}
+
+interface PreviousMetrics {
+  evaluation?: {
+    runtime_seconds?: number;
+    start_time?: string;
+    token_usage?: { prompt_tokens?: number; completion_tokens?: number };
+    peak_memory_bytes?: number;
+    attempts?: number;
+  };
+  response_stats?: { requests_sent?: number; retries?: number };
+}
+
+function promptText(prompt: ReturnType<TaskDefinition['buildPrompt']>): string {
+  return prompt.kind === 'chat' ? (prompt.messages[prompt.messages.length - 1]?.content ?? '') : prompt.prompt;
+}
+
+function stripNullish<T extends Record<string, unknown>>(obj: T): Partial<T> {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== null && v !== undefined)) as Partial<T>;
+}
+
+function pick(obj: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.filter((k) => k in obj).map((k) => [k, obj[k]]));
+}
+
+function omit(obj: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(obj).filter(([k]) => !keys.includes(k)));
+}
+
+/** Reads a run config YAML file (the run_eval `--run_config` argument). */
+export function readRunConfigFile(file: string): unknown {
+  try {
+    return parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new HarnessConfigError(`${file}: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * The harness as a library, like upstream's Python `evaluate(eval_cfg, target_cfg)`:
+ * `await evaluate({ target, config })` runs the evaluation and returns the parsed results.
+ */
+import { runEvaluation, type Progress } from './engine.js';
+import type { HarnessRunConfig } from './run-config.js';
+import type { ResultsFile } from './results-schema.js';
+
+export interface EvaluateOptions extends HarnessRunConfig {
+  env?: Record<string, string | undefined>;
+  signal?: AbortSignal;
+  onProgress?: (progress: Progress) => void;
+}
+
+export class EvaluationFailedError extends Error {
+  override name = 'EvaluationFailedError';
+  constructor(
+    message: string,
+    readonly results: ResultsFile,
+  ) {
+    super(message);
+  }
+}
+
+export async function evaluate(opts: EvaluateOptions): Promise<ResultsFile> {
+  const { env, signal, onProgress, ...runConfig } = opts;
+  const outcome = await runEvaluation({ runConfig, env, signal, onProgress, command: 'evaluate()' });
+  if (outcome.errorThresholdExceeded) throw new EvaluationFailedError(outcome.errorMessage ?? 'too many failed samples', outcome.results);
+  return outcome.results;
+}
+
+export type { Progress } from './engine.js';
+export type { ResultsFile } from './results-schema.js';

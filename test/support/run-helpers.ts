@@ -1,0 +1,54 @@
+/** Shared pieces of the integration suites: configs on disk, CLI calls with captured output, datasets. */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { main } from '../../client/cli.js';
+import type { Output } from '../../client/output.js';
+import { packageRoot } from '../../common/paths.js';
+
+export const DATASETS = resolve(packageRoot(), '..', 'shared', 'datasets');
+
+export function tempDir(prefix = 'evalflow-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function writeConfig(dir: string, yaml: string, name = 'config.yaml'): string {
+  const file = join(dir, name);
+  writeFileSync(file, yaml);
+  return file;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI in this process with captured output (exactly what `evalflow …` does). */
+export async function cli(...argv: string[]): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const io: Output = { out: (t) => (stdout += t), err: (t) => (stderr += t), isTTY: false };
+  const code = await main(argv, io);
+  return { code, stdout, stderr };
+}
+
+/** The first `n` GSM8K test questions with their reference answers (the number after ####). */
+export function gsm8kHead(n: number): Array<{ question: string; answer: string }> {
+  return readFileSync(join(DATASETS, 'gsm8k', 'test.jsonl'), 'utf8')
+    .split('\n')
+    .slice(0, n)
+    .map((line) => JSON.parse(line) as { question: string; answer: string })
+    .map(({ question, answer }) => ({ question, answer: (answer.split('####')[1] ?? '').trim().replaceAll(',', '') }));
+}
+
+export function readYaml<T = Record<string, unknown>>(file: string): T {
+  return parse(readFileSync(file, 'utf8')) as T;
+}
+
+export function startedInvocationId(stdout: string): string {
+  const match = /started invocation ([0-9a-f]{16})/.exec(stdout);
+  if (!match?.[1]) throw new Error(`no invocation id in output:\n${stdout}`);
+  return match[1];
+}

@@ -1,0 +1,65 @@
+/** Test helpers around the shared Temporal dev server: clients, in-process and out-of-process workers. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Client, Connection } from '@temporalio/client';
+import { inject } from 'vitest';
+import { createActivities, type ActivityDeps } from '../../activities/index.js';
+import { ProcessBackend } from '../../backends/local/process.js';
+import { packageRoot } from '../../common/paths.js';
+import type { TemporalTarget } from '../../common/temporal.js';
+import { workflowCodeOptions } from '../../worker/main.js';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { TASK_QUEUE } from '../../workflows/types.js';
+
+export function testTarget(): TemporalTarget {
+  return { address: inject('temporalAddress'), namespace: 'default' };
+}
+
+export async function testClient(): Promise<Client> {
+  const connection = await Connection.connect({ address: testTarget().address });
+  return new Client({ connection, namespace: 'default' });
+}
+
+export interface RunningWorker {
+  stop(): Promise<void>;
+}
+
+/** A worker in this process with the real backends (activity deps may be overridden). */
+export async function startWorker(opts: { taskQueue?: string; activityDeps?: Partial<ActivityDeps> } = {}): Promise<RunningWorker> {
+  const connection = await NativeConnection.connect({ address: testTarget().address });
+  const worker = await Worker.create({
+    connection,
+    namespace: 'default',
+    taskQueue: opts.taskQueue ?? TASK_QUEUE,
+    ...workflowCodeOptions(),
+    activities: createActivities({ backends: { local: new ProcessBackend() }, pollIntervalMs: 200, ...opts.activityDeps }),
+  });
+  const running = worker.run();
+  return {
+    async stop() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      await connection.close();
+    },
+  };
+}
+
+/** `evalflow worker` as a separate process (for crash tests), ready once it polls. */
+export async function spawnWorkerProcess(env: Record<string, string> = {}): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['bin/evalflow.js', 'worker'], {
+    cwd: packageRoot(),
+    env: { ...process.env, TEMPORAL_ADDRESS: testTarget().address, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('evalflow worker ready')) resolve();
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`worker exited early (${code}): ${output}`)));
+    setTimeout(() => reject(new Error(`worker not ready after 60 s: ${output}`)), 60_000).unref();
+  });
+  return child;
+}

@@ -1,0 +1,3 @@
+/** Entry point bundled for the worker: every workflow type evalflow registers. */
+export { EvaluationWorkflow } from './evaluation.js';
+export { InvocationWorkflow } from './invocation.js';
