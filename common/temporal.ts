@@ -1,6 +1,6 @@
 /** Connecting to Temporal, shared by the CLI, the worker and the client script. */
 import { Client, Connection } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
 
 export interface TemporalTarget {
@@ -37,7 +37,7 @@ export async function ensureSearchAttributes(client: Client, namespace: string):
     .map((key) => key.name)
     .filter((name) => !(customAttributes && name in customAttributes));
   if (missing.length === 0) return;
-  const keyword = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+  const keyword = proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
   await client.connection.operatorService.addSearchAttributes({
     namespace,
     searchAttributes: Object.fromEntries(missing.map((name) => [name, keyword])),
