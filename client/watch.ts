@@ -40,23 +40,17 @@ export function resultsTable(status: InvocationStatus): string {
   const rows: Array<Array<string | number>> = [];
   for (const task of status.tasks) {
     const metrics = Object.entries(task.metrics ?? {});
-    if (metrics.length === 0) {
-      rows.push([task.jobId, task.taskName, statusWord(task.stage), '-', task.error ? truncate(task.error, 100) : '-']);
-      continue;
-    }
+    if (metrics.length === 0) rows.push([task.jobId, task.taskName, statusWord(task.stage), '-', '-']);
     for (const [name, value] of metrics) rows.push([task.jobId, task.taskName, statusWord(task.stage), name, formatNumber(value)]);
   }
-  return table(['JOB', 'TASK', 'STATUS', 'METRIC', 'VALUE'], rows);
+  const errors = status.tasks.filter((t) => t.error).map((t) => `${t.jobId}: ${t.error}\n`);
+  return table(['JOB', 'TASK', 'STATUS', 'METRIC', 'VALUE'], rows) + (errors.length ? `\n${errors.join('')}` : '');
 }
 
 function summaryLine(status: InvocationStatus): string {
   const failed = status.tasks.filter((t) => t.stage !== 'succeeded');
   const verdict = failed.length === 0 ? 'all tasks succeeded' : `${failed.length} of ${status.tasks.length} task(s) did not succeed`;
   return `${verdict}; files under ${status.runDir}`;
-}
-
-function truncate(s: string, n: number): string {
-  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
 }
 
 class ProgressRenderer {
