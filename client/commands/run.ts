@@ -10,15 +10,10 @@ import { loadRunConfig, type LoadOptions } from '../../config/load.js';
 import { planTasks } from '../../config/plan.js';
 import type { RunConfig } from '../../config/schema.js';
 import { distPath } from '../../common/paths.js';
-import {
-  INVOCATION_WORKFLOW,
-  invocationWorkflowId,
-  SEARCH_ATTRIBUTES,
-  TASK_QUEUE,
-  type InvocationInput,
-} from '../../workflows/types.js';
+import { TASK_QUEUE, type InvocationInput } from '../../workflows/types.js';
 import { buildInvocationInput, newInvocationId } from '../invocation.js';
 import { json, type Output } from '../output.js';
+import { startInvocation } from '../start-invocation.js';
 import { watchInvocation } from '../watch.js';
 
 export interface RunOptions extends LoadOptions {
@@ -44,22 +39,7 @@ export async function runCommand(opts: RunOptions, io: Output, connect: () => Pr
     await ensureSearchAttributes(client, namespace);
     mkdirSync(input.runDir, { recursive: true });
     writeYamlAtomic(join(input.runDir, 'launcher_config.yml'), redactConfig(cfg));
-    const handle = await client.workflow.start(INVOCATION_WORKFLOW, {
-      workflowId: invocationWorkflowId(invocationId),
-      taskQueue: TASK_QUEUE,
-      args: [input],
-      typedSearchAttributes: [
-        { key: SEARCH_ATTRIBUTES.invocation, value: invocationId },
-        { key: SEARCH_ATTRIBUTES.model, value: input.model },
-        { key: SEARCH_ATTRIBUTES.backend, value: input.backend },
-        { key: SEARCH_ATTRIBUTES.stage, value: 'pending' },
-      ],
-      memo: {
-        runDir: input.runDir,
-        endpoint: cfg.target.api_endpoint.url,
-        tasks: input.tasks.map((t) => `${t.jobName} (${t.taskName})`).join(', '),
-      },
-    });
+    const handle = await startInvocation(client, input, cfg.target.api_endpoint.url);
     if (!opts.json) {
       io.out(
         `started invocation ${invocationId} (workflow ${handle.workflowId}), ${input.tasks.length} task(s)\n` +

@@ -7,8 +7,15 @@ import { ProcessBackend } from '../../backends/local/process.js';
 import { packageRoot } from '../../common/paths.js';
 import type { TemporalTarget } from '../../common/temporal.js';
 import { workflowCodeOptions } from '../../worker/main.js';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { TASK_QUEUE } from '../../workflows/types.js';
+
+// In-process workers log warnings and errors only; stage changes would drown the test report.
+try {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+} catch {
+  // Already installed by another suite in this process.
+}
 
 export function testTarget(): TemporalTarget {
   return { address: inject('temporalAddress'), namespace: 'default' };

@@ -1,0 +1,28 @@
+/**
+ * The built-in tasks of the `evalflow` harness, by name. A small map from name to definition; full names are
+ * `evalflow.<name>` (DESIGN §3.10), and both forms resolve here.
+ */
+import { custom } from './custom.js';
+import { gsm8k } from './gsm8k.js';
+import { mmlu } from './mmlu.js';
+import type { TaskDefinition } from './types.js';
+
+/** The harness name of the built-in tasks (`evalflow.gsm8k`). */
+export const BUILTIN_HARNESS = 'evalflow';
+
+export const BUILTIN_TASKS: Record<string, TaskDefinition> = { gsm8k, mmlu, custom };
+
+/** The built-in task named `name` or `evalflow.<name>`; an unknown name is an Error listing the built-in ones. */
+export function getBuiltinTask(name: string): TaskDefinition {
+  const short = name.startsWith(`${BUILTIN_HARNESS}.`) ? name.slice(BUILTIN_HARNESS.length + 1) : name;
+  const task = Object.hasOwn(BUILTIN_TASKS, short) ? BUILTIN_TASKS[short] : undefined;
+  if (!task) {
+    const names = Object.keys(BUILTIN_TASKS).map((n) => `${BUILTIN_HARNESS}.${n}`);
+    throw new Error(`unknown built-in task "${name}" (built-in tasks: ${names.join(', ')})`);
+  }
+  return task;
+}
+
+export { custom, gsm8k, mmlu };
+export { DatasetError, TaskConfigError } from './errors.js';
+export type * from './types.js';
