@@ -20,6 +20,8 @@ export interface RunOptions extends LoadOptions {
   dryRun?: boolean;
   wait?: boolean;
   json?: boolean;
+  /** Called once the workflow has started (the demo uses it to print where to look). */
+  onStarted?: (input: InvocationInput) => void;
 }
 
 export async function runCommand(opts: RunOptions, io: Output, connect: () => Promise<Client> = connectClient): Promise<number> {
@@ -40,6 +42,7 @@ export async function runCommand(opts: RunOptions, io: Output, connect: () => Pr
     mkdirSync(input.runDir, { recursive: true });
     writeYamlAtomic(join(input.runDir, 'launcher_config.yml'), redactConfig(cfg));
     const handle = await startInvocation(client, input, cfg.target.api_endpoint.url);
+    opts.onStarted?.(input);
     if (!opts.json) {
       io.out(
         `started invocation ${invocationId} (workflow ${handle.workflowId}), ${input.tasks.length} task(s)\n` +
