@@ -4,6 +4,7 @@
  *
  * Exit codes: 0 ok · 1 the run or the command failed · 2 bad input (config, override, flag, id).
  */
+import type { Client } from '@temporalio/client';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../config/errors.js';
 import { evalflowVersion } from '../common/paths.js';
@@ -25,7 +26,7 @@ export async function main(argv: string[], io: Output = stdio): Promise<number> 
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .showHelpAfterError('(run with --help for usage)');
 
-  const withClient = async <T>(fn: (client: import('@temporalio/client').Client) => Promise<T>): Promise<T> => {
+  const withClient = async <T>(fn: (client: Client) => Promise<T>): Promise<T> => {
     const { connectClient } = await import('../common/temporal.js');
     const client = await connectClient();
     try {

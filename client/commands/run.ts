@@ -27,6 +27,7 @@ export interface RunOptions extends LoadOptions {
 export async function runCommand(opts: RunOptions, io: Output, connect: () => Promise<Client> = connectClient): Promise<number> {
   const cfg = loadRunConfig(opts);
   const plans = planTasks(cfg);
+  for (const warning of plans.flatMap((p) => p.warnings)) io.err(`warning: ${warning}\n`);
   const invocationId = newInvocationId();
   const input = buildInvocationInput(cfg, plans, { invocationId, now: new Date() });
 

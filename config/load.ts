@@ -1,0 +1,177 @@
+/**
+ * Loads the launcher config the way upstream's Hydra setup does: compose defaults groups, apply `-o`
+ * overrides, require every `???`, resolve `${...}` interpolation, make paths absolute, validate strictly,
+ * then apply the `-t` task filter. Every failure is a ConfigError naming the key path.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import type { ApiEndpoint, Params } from '../harness/run-config.js';
+import { baseDefaults, chooseOption, compose, isGroup, parseDefaultsList } from './compose.js';
+import { envValueProblem } from './env.js';
+import { ConfigError } from './errors.js';
+import { resolveInterpolations } from './interpolate.js';
+import { applyOverride, bareTaskName, parseOverride, taskIndicesByName, type Override } from './overrides.js';
+import { KNOWN_EVALUATOR_CONFIG_KEYS, validateRunConfig, type NemoEvaluatorConfig, type RunConfig } from './schema.js';
+import { child, deepMerge, formatKeyPath, isTree, missingPaths, type Tree } from './tree.js';
+import { readYamlMapping } from './yaml-source.js';
+
+export interface LoadOptions {
+  /** The user's config file (relative to `cwd`); without it, only the bundled defaults and overrides. */
+  configPath?: string;
+  /** `-o` overrides, applied in order. */
+  overrides?: string[];
+  /** `-t` task filters: `name`, bare `name`, or `name.<index>` for one task. */
+  taskFilter?: string[];
+  /** For `${oc.env:...}` (default: process.env). */
+  env?: Record<string, string | undefined>;
+  /** Base of relative paths (default: process.cwd()). */
+  cwd?: string;
+  /** `raw`: the file is used as written (a saved resolved config): no defaults, interpolation or overrides. */
+  configMode?: 'hydra' | 'raw';
+}
+
+export function loadRunConfig(opts: LoadOptions = {}): RunConfig {
+  const cwd = opts.cwd ?? process.cwd();
+  const file = opts.configPath === undefined ? undefined : resolve(cwd, opts.configPath);
+  const own = file === undefined ? {} : readYamlMapping(file);
+  let tree: Tree;
+  if (opts.configMode === 'raw') {
+    if (file === undefined) throw new ConfigError('--config-mode raw needs a config file', 'config');
+    if (opts.overrides?.length) throw new ConfigError('overrides (-o) cannot be combined with --config-mode raw: a raw config is used as written', 'overrides');
+    tree = own;
+  } else {
+    tree = composeWithOverrides(own, (opts.overrides ?? []).map(parseOverride));
+  }
+  checkSupported(tree);
+  checkMissing(tree);
+  checkNoEnvInterpolation(tree);
+  if (opts.configMode !== 'raw') tree = resolveInterpolations(tree, opts.env ?? process.env);
+  const cfg = validateRunConfig(absolutePaths(tree, cwd));
+  return opts.taskFilter?.length ? selectTasks(cfg, opts.taskFilter) : cfg;
+}
+
+function composeWithOverrides(own: Tree, overrides: Override[]): Tree {
+  const { defaults, ...self } = own;
+  let entries = defaults === undefined ? baseDefaults() : parseDefaultsList(defaults);
+  // `-o execution=local` picks a group option, as in Hydra; every other override edits the composed tree.
+  const edits: Override[] = [];
+  for (const ov of overrides) {
+    const [group, ...rest] = ov.path;
+    if (group !== undefined && isGroup(group) && rest.length === 0 && ov.op !== 'delete' && typeof ov.value === 'string') {
+      entries = chooseOption(entries, group, ov.value);
+    } else edits.push(ov);
+  }
+  const tree = compose(self, entries);
+  for (const ov of edits) applyOverride(tree, ov);
+  return tree;
+}
+
+/** Sections that upstream supports and evalflow does not implement yet are named as such. */
+function checkSupported(tree: Tree): void {
+  const execution = child(tree, 'execution').value;
+  const deployment = child(tree, 'deployment').value;
+  const aux = child(tree, 'auxiliary_deployments').value;
+  const type = (node: unknown) => (isTree(node) && typeof node.type === 'string' ? node.type : undefined);
+  const execType = type(execution);
+  if (execType !== undefined && execType !== 'local') throw new ConfigError(`execution.type: execution '${execType}' is not supported yet (evalflow supports: local)`, 'execution.type');
+  const deployType = type(deployment);
+  if (deployType !== undefined && deployType !== 'none') throw new ConfigError(`deployment.type: deployment '${deployType}' is not supported yet (evalflow supports: none)`, 'deployment.type');
+  if (isTree(aux) && Object.keys(aux).length > 0) {
+    throw new ConfigError(`auxiliary_deployments: auxiliary deployments are not supported yet (found: ${Object.keys(aux).join(', ')})`, 'auxiliary_deployments');
+  }
+}
+
+function checkMissing(tree: Tree): void {
+  const missing = missingPaths(tree);
+  if (missing.length === 0) return;
+  throw new ConfigError(`missing required value${missing.length > 1 ? 's' : ''} (set in the config or with -o key=value): ${missing.join(', ')}`, missing[0]);
+}
+
+/** Upstream rule: env values name their source explicitly; `${oc.env:...}` would copy a secret into the config. */
+function checkNoEnvInterpolation(node: unknown, path: (string | number)[] = []): void {
+  if (Array.isArray(node)) node.forEach((v, i) => checkNoEnvInterpolation(v, [...path, i]));
+  if (!isTree(node)) return;
+  for (const [key, value] of Object.entries(node)) {
+    if (key === 'env_vars' && isTree(value)) {
+      for (const [name, v] of Object.entries(value)) {
+        if (typeof v === 'string' && v.includes('${oc.env:')) {
+          const keyPath = formatKeyPath([...path, key, name]);
+          throw new ConfigError(`${keyPath}: ${envValueProblem(v)}`, keyPath);
+        }
+      }
+    } else checkNoEnvInterpolation(value, [...path, key]);
+  }
+}
+
+/** Relative output and dataset dirs, and `./`-style mount sources, are taken relative to `cwd`. */
+function absolutePaths(tree: Tree, cwd: string): Tree {
+  const out = structuredClone(tree);
+  const abs = (p: unknown) => (typeof p === 'string' && p !== '' && !isAbsolute(p) ? resolve(cwd, p) : p);
+  const execution = out.execution;
+  if (isTree(execution)) {
+    execution.output_dir = abs(execution.output_dir);
+    const mounts = execution.mounts;
+    if (isTree(mounts)) {
+      for (const [kind, map] of Object.entries(mounts)) {
+        if (kind === 'deployment' || kind === 'evaluation') mounts[kind] = absoluteMountSources(map, cwd);
+        if (kind === 'auxiliary' && isTree(map)) for (const [name, m] of Object.entries(map)) map[name] = absoluteMountSources(m, cwd);
+      }
+    }
+  }
+  const tasks = child(out.evaluation, 'tasks').value;
+  if (Array.isArray(tasks)) {
+    for (const task of tasks) if (isTree(task) && task.dataset_dir !== undefined) task.dataset_dir = abs(task.dataset_dir);
+  }
+  return out;
+}
+
+function absoluteMountSources(map: unknown, cwd: string): unknown {
+  if (!isTree(map)) return map;
+  return Object.fromEntries(Object.entries(map).map(([src, dst]) => [/^\.\.?\//.test(src) ? resolve(cwd, src) : src, dst]));
+}
+
+/** `-t` filters select among the tasks (all, or a raw config's earlier selection); positions do not move. */
+function selectTasks(cfg: RunConfig, filters: readonly string[]): RunConfig {
+  const names = cfg.evaluation.tasks.map((t) => t.name);
+  const pool = cfg.selected_tasks ?? names.map((_, i) => i);
+  const chosen = new Set<number>();
+  for (const filter of filters) {
+    let hits = taskIndicesByName(names, filter);
+    const indexed = /^(.+)\.(\d+)$/.exec(filter);
+    if (hits.length === 0 && indexed) hits = taskIndicesByName(names, indexed[1] ?? '').filter((i) => i === Number(indexed[2]));
+    hits = hits.filter((i) => pool.includes(i));
+    if (hits.length === 0) {
+      const listing = pool.map((i) => `${bareTaskName(names[i] ?? '')}.${i} (${names[i]})`).join(', ');
+      throw new ConfigError(`task filter '${filter}' matches no task in evaluation.tasks (tasks: ${listing})`, 'evaluation.tasks');
+    }
+    for (const i of hits) chosen.add(i);
+  }
+  return { ...cfg, selected_tasks: [...chosen].sort((a, b) => a - b) };
+}
+
+export interface TaskEvaluatorConfig {
+  config: { params: Params; type?: string };
+  target: { api_endpoint: Partial<ApiEndpoint> };
+  /** Keys of the merged nemo_evaluator_config that nemo-evaluator does not know (e.g. `config.extra`). */
+  unknownKeys: string[];
+}
+
+/** The task's `nemo_evaluator_config` deep-merged over the global one (the task wins). */
+export function taskEvaluatorConfig(cfg: RunConfig, taskIndex: number): TaskEvaluatorConfig {
+  const task = cfg.evaluation.tasks[taskIndex];
+  if (!task) throw new ConfigError(`evaluation.tasks[${taskIndex}]: no such task`, `evaluation.tasks[${taskIndex}]`);
+  const merged = deepMerge(cfg.evaluation.nemo_evaluator_config ?? {}, task.nemo_evaluator_config ?? {}) as NemoEvaluatorConfig;
+  const type = merged.config?.type;
+  const unknown = (obj: object | undefined, known: readonly string[], prefix: string) =>
+    Object.keys(obj ?? {})
+      .filter((k) => !known.includes(k))
+      .map((k) => `${prefix}${k}`);
+  return {
+    config: { params: merged.config?.params ?? {}, ...(type === undefined ? {} : { type }) },
+    target: { api_endpoint: merged.target?.api_endpoint ?? {} },
+    unknownKeys: [
+      ...unknown(merged, KNOWN_EVALUATOR_CONFIG_KEYS.root, ''),
+      ...unknown(merged.config, KNOWN_EVALUATOR_CONFIG_KEYS.config, 'config.'),
+      ...unknown(merged.target, KNOWN_EVALUATOR_CONFIG_KEYS.target, 'target.'),
+    ],
+  };
+}

@@ -1,0 +1,260 @@
+/**
+ * The resolved launcher config (what `evalflow run` executes), strict at every level: an unknown key is an
+ * error, never silently ignored. Keys follow upstream NeMo Evaluator's launcher; keys of our own are marked.
+ * `config.params` and `target.api_endpoint` reuse the harness run-config schemas (one concept, one place).
+ */
+import { z } from 'zod';
+import { ApiEndpointSchema, EndpointTypeSchema, ParamsSchema } from '../harness/run-config.js';
+import { ENV_NAME_RE, envValueProblem } from './env.js';
+import { ConfigError } from './errors.js';
+import { closeMatches } from './suggest.js';
+import { formatKeyPath } from './tree.js';
+
+/** Task names, image refs and paths end up on command lines: allow only what they need (DESIGN §3.8). */
+export const TASK_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+const IMAGE_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/;
+
+const EnvValueSchema = z.string().superRefine((value, ctx) => {
+  const problem = envValueProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+const EnvVarsSchema = z.record(z.string().regex(ENV_NAME_RE, 'must be an environment variable name'), EnvValueSchema);
+
+const MountMapSchema = z.record(z.string().min(1), z.string().min(1));
+
+const ExecutionSchema = z
+  .object({
+    type: z.literal('local'),
+    output_dir: z.string().min(1),
+    mode: z.enum(['sequential', 'parallel']).default('sequential'),
+    /** Ours: `process` runs the built-in harness as a child process, without docker (upstream issue #786). */
+    runtime: z.enum(['docker', 'process']).default('docker'),
+    /** Seconds to wait for the endpoint to answer its health check. */
+    endpoint_readiness_timeout: z.number().positive().default(600),
+    extra_docker_args: z.string().default(''),
+    /** Parallel mode: how many tasks run at once (all when unset). */
+    max_parallel_tasks: z.number().int().min(1).nullish(),
+    /** Ours: seconds without a heartbeat from the watcher before another worker takes over. */
+    heartbeat_timeout: z.number().min(10).default(60),
+    /** Ours: launches per task, counting relaunches after a lost or killed harness. */
+    max_attempts: z.number().int().min(1).default(3),
+    mounts: z
+      .object({
+        deployment: MountMapSchema.optional(),
+        evaluation: MountMapSchema.optional(),
+        auxiliary: z.record(z.string(), MountMapSchema).optional(),
+        mount_home: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+    auto_export: z.object({ destinations: z.array(z.string().min(1)) }).strict().optional(),
+  })
+  .strict();
+
+/**
+ * Upstream's launcher passes `nemo_evaluator_config` to the harness container as it is, and the core
+ * validates only `config.params` strictly. We do the same for container tasks, but never silently:
+ * keys outside the known ones are reported by planTasks (a warning for container tasks, an error for
+ * the built-in harness, which would reject them).
+ */
+const NemoEvaluatorConfigSchema = z
+  .object({
+    config: z.object({ params: ParamsSchema.optional(), type: z.string().min(1).optional() }).catchall(z.unknown()).optional(),
+    target: z
+      .object({ api_endpoint: ApiEndpointSchema.pick({ adapter_config: true, stream: true }).strict().optional() })
+      .catchall(z.unknown())
+      .optional(),
+  })
+  .catchall(z.unknown());
+export const KNOWN_EVALUATOR_CONFIG_KEYS = { root: ['config', 'target'], config: ['params', 'type'], target: ['api_endpoint'] } as const;
+export type NemoEvaluatorConfig = z.infer<typeof NemoEvaluatorConfigSchema>;
+
+const TaskSchema = z
+  .object({
+    /** `harness.task` or a bare task name (see config/registry.ts). */
+    name: z.string().regex(TASK_NAME_RE, 'must be a task name like harness.task'),
+    container: z.string().regex(IMAGE_RE, 'must be a container image reference').optional(),
+    endpoint_type: EndpointTypeSchema.optional(),
+    env_vars: EnvVarsSchema.optional(),
+    nemo_evaluator_config: NemoEvaluatorConfigSchema.optional(),
+    dataset_dir: z.string().min(1).optional(),
+    /** Where dataset_dir appears inside the container (upstream default /datasets). */
+    dataset_mount_path: z.string().startsWith('/', 'must be an absolute path').optional(),
+    pre_cmd: z.string().optional(),
+    post_cmd: z.string().optional(),
+  })
+  .strict();
+export type TaskConfig = z.infer<typeof TaskSchema>;
+
+const EvaluationSchema = z
+  .object({
+    nemo_evaluator_config: NemoEvaluatorConfigSchema.optional(),
+    env_vars: EnvVarsSchema.optional(),
+    pre_cmd: z.string().optional(),
+    post_cmd: z.string().optional(),
+    tasks: z.array(TaskSchema).min(1, 'needs at least one task'),
+  })
+  .strict();
+
+export const EXPORT_DESTINATIONS = ['local', 'mlflow', 'wandb', 'gsheets'] as const;
+/** Destination settings beyond `local` are validated by their exporters. */
+const ExporterSettingsSchema = z.record(z.string(), z.unknown());
+const ExportSchema = z
+  .object({
+    local: z
+      .object({
+        output_dir: z.string().min(1).optional(),
+        format: z.enum(['json', 'csv']).optional(),
+        output_filename: z.string().min(1).optional(),
+        copy_logs: z.boolean().optional(),
+        copy_artifacts: z.boolean().optional(),
+        only_required: z.boolean().optional(),
+        log_metrics: z.array(z.string()).optional(),
+      })
+      .strict()
+      .optional(),
+    mlflow: ExporterSettingsSchema.optional(),
+    wandb: ExporterSettingsSchema.optional(),
+    gsheets: ExporterSettingsSchema.optional(),
+    env_vars: EnvVarsSchema.optional(),
+  })
+  .strict();
+
+export const RunConfigSchema = z
+  .object({
+    execution: ExecutionSchema,
+    deployment: z.object({ type: z.literal('none') }).strict(),
+    env_vars: EnvVarsSchema.default({}),
+    target: z.object({ api_endpoint: ApiEndpointSchema }).strict(),
+    /** Not supported yet: must stay empty. */
+    auxiliary_deployments: z.object({}).strict().default({}),
+    evaluation: EvaluationSchema,
+    export: ExportSchema.optional(),
+    /**
+     * Ours: the `-t` selection, as positions in evaluation.tasks (absent: all tasks). Tasks stay in place so a
+     * task's index, and so its job id `<inv>.<index>`, does not depend on the filter.
+     */
+    selected_tasks: z.array(z.number().int().min(0)).optional(),
+  })
+  .strict();
+export type RunConfig = z.infer<typeof RunConfigSchema>;
+
+/** Validates a resolved tree; every problem is reported, one line each, first key path in `keyPath`. */
+export function validateRunConfig(tree: unknown): RunConfig {
+  const result = RunConfigSchema.safeParse(tree, { reportInput: true });
+  if (!result.success) {
+    const lines = result.error.issues.flatMap(describeIssue);
+    const first = lines[0] ?? { path: '', text: 'invalid config' };
+    const message = lines.length === 1 ? first.text : `invalid config:\n${lines.map((l) => `  ${l.text}`).join('\n')}`;
+    throw new ConfigError(message, first.path);
+  }
+  checkReferences(result.data);
+  return result.data;
+}
+
+/** Checks between keys, once each key is known to be well-formed. */
+function checkReferences(cfg: RunConfig): void {
+  for (const [i, index] of (cfg.selected_tasks ?? []).entries()) {
+    if (index >= cfg.evaluation.tasks.length) throw new ConfigError(`selected_tasks[${i}]: no task at index ${index}`, `selected_tasks[${i}]`);
+  }
+  for (const [i, dest] of (cfg.execution.auto_export?.destinations ?? []).entries()) {
+    if (!(EXPORT_DESTINATIONS as readonly string[]).includes(dest)) {
+      const path = `execution.auto_export.destinations[${i}]`;
+      throw new ConfigError(`${path}: unknown export destination '${dest}' (expected one of: ${EXPORT_DESTINATIONS.join(', ')})`, path);
+    }
+  }
+}
+
+type Issue = z.core.$ZodIssue;
+
+function describeIssue(issue: Issue): { path: string; text: string }[] {
+  const segments = issue.path.map((p) => (typeof p === 'number' ? p : String(p)));
+  const at = (path: (string | number)[], text: string) => ({ path: formatKeyPath(path), text: `${formatKeyPath(path) || '<root>'}: ${text}` });
+  const got = describeInput(issue.input, segments);
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return issue.keys.map((key) => at([...segments, key], `unknown key${unknownKeyHint(segments, key)}`));
+    case 'invalid_type': {
+      const expected = issue.expected === 'number' || issue.expected === 'int' ? numberKind(segments) : issue.expected;
+      return [at(segments, issue.input === undefined ? `required ${expected} is missing` : `expected ${expected}, got ${got}`)];
+    }
+    case 'too_small':
+    case 'too_big': {
+      if (issue.origin === 'string' && issue.code === 'too_small' && issue.minimum === 1) return [at(segments, 'must not be empty')];
+      if (issue.origin !== 'number') return [at(segments, issue.message)];
+      const bound = issue.code === 'too_small' ? issue.minimum : issue.maximum;
+      const op = issue.code === 'too_small' ? (issue.inclusive ? '>=' : '>') : issue.inclusive ? '<=' : '<';
+      return [at(segments, `expected ${numberKind(segments)} ${op} ${String(bound)}, got ${got}`)];
+    }
+    case 'invalid_value':
+      return [at(segments, `expected ${issue.values.map((v) => JSON.stringify(v)).join(' or ')}, got ${got}`)];
+    case 'invalid_format': {
+      const text = issue.format === 'url' ? 'expected an http(s) URL' : issue.message;
+      return [at(segments, `${text}, got ${got}`)];
+    }
+    case 'invalid_key':
+      return [at(segments, `invalid key: ${issue.issues.map((i) => i.message).join('; ')}`)];
+    default:
+      return [at(segments, issue.message)];
+  }
+}
+
+/** Values under env_vars or key-like names may be secrets: show their type only. */
+function describeInput(input: unknown, path: readonly (string | number)[]): string {
+  const sensitive = path.some((p) => typeof p === 'string' && (p === 'env_vars' || /key|token|secret|password/i.test(p)));
+  if (input === undefined) return 'nothing';
+  if (input === null) return 'null';
+  if (Array.isArray(input)) return 'a list';
+  if (typeof input === 'object') return 'a mapping';
+  if (sensitive && typeof input === 'string') return 'a string';
+  const text = JSON.stringify(input);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** A typo, or a key one level too high or too low (`config.extra` for `config.params.extra`), is named. */
+function unknownKeyHint(path: readonly (string | number)[], key: string): string {
+  const allowed = allowedKeys(path);
+  const near = closeMatches(key, allowed, 1)[0];
+  if (near) return `; did you mean '${near}'?`;
+  const deeper = allowed.find((k) => allowedKeys([...path, k]).includes(key));
+  if (deeper) return `; did you mean '${formatKeyPath([...path, deeper, key])}'?`;
+  const parent = path.slice(0, -1);
+  if (path.length > 0 && allowedKeys(parent).includes(key)) return `; did you mean '${formatKeyPath([...parent, key])}'?`;
+  return allowed.length ? ` (expected one of: ${allowed.join(', ')})` : '';
+}
+
+/** 'integer' or 'number', as the schema at `path` declares. */
+function numberKind(path: readonly (string | number)[]): string {
+  const node = schemaAt(path) as { isInt?: boolean } | undefined;
+  return node?.isInt ? 'integer' : 'number';
+}
+
+/** Keys an object accepts at a path of the schema (for "unknown key" hints). */
+function allowedKeys(path: readonly (string | number)[]): string[] {
+  const def = schemaAt(path)?._zod.def as { type: string; shape?: Record<string, unknown> } | undefined;
+  return def?.type === 'object' ? Object.keys(def.shape ?? {}) : [];
+}
+
+/** The (unwrapped) schema node describing the value at `path`, if the walk can tell. */
+function schemaAt(path: readonly (string | number)[]): z.core.$ZodType | undefined {
+  let node: z.core.$ZodType | undefined = unwrap(RunConfigSchema);
+  for (const seg of path) {
+    const def = node?._zod.def as { type: string; shape?: Record<string, z.core.$ZodType>; element?: z.core.$ZodType; valueType?: z.core.$ZodType } | undefined;
+    if (def?.type === 'object') node = def.shape?.[String(seg)];
+    else if (def?.type === 'array') node = def.element;
+    else if (def?.type === 'record') node = def.valueType;
+    else return undefined;
+    node = unwrap(node);
+  }
+  return node;
+}
+
+function unwrap(node: z.core.$ZodType | undefined): z.core.$ZodType | undefined {
+  let current = node;
+  for (;;) {
+    const def = current?._zod.def as { type: string; innerType?: z.core.$ZodType; in?: z.core.$ZodType } | undefined;
+    if (def?.innerType) current = def.innerType;
+    else if (def?.type === 'pipe') current = def.in;
+    else return current;
+  }
+}
