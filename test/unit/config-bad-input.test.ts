@@ -10,6 +10,7 @@ import { stringify } from 'yaml';
 import { ConfigError } from '../../config/errors.js';
 import { loadRunConfig, type LoadOptions } from '../../config/load.js';
 import { planTasks } from '../../config/plan.js';
+import { main } from '../../client/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'evalflow-bad-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -128,9 +129,14 @@ const CASES: Case[] = [
 ];
 
 let files = 0;
-function run(c: Case): void {
+function writeCase(c: Case): string {
   const configPath = join(dir, `config-${files++}.yaml`);
   writeFileSync(configPath, typeof c.config === 'string' ? c.config : stringify(c.config));
+  return configPath;
+}
+
+function run(c: Case): void {
+  const configPath = writeCase(c);
   const cfg = loadRunConfig({ configPath, overrides: c.overrides, taskFilter: c.filter, configMode: c.mode, env: {}, cwd: dir });
   planTasks(cfg);
 }
@@ -155,5 +161,21 @@ describe('bad config input', () => {
     else expect(err.message).toMatch(c.message);
     if ('keyPath' in c && c.keyPath !== undefined) expect(err.keyPath).toBe(c.keyPath);
     expect(err.message).not.toMatch(/\n\s+at /); // no stack trace in the message
+  });
+
+  // The same table through the real CLI (`evalflow run --dry-run`): exit code 2, `error: <message>` on stderr.
+  it.each(CASES)('CLI: $name', async (c) => {
+    const argv = ['run', '-c', writeCase(c), '--dry-run'];
+    for (const o of c.overrides ?? []) argv.push('-o', o);
+    for (const t of c.filter ?? []) argv.push('-t', t);
+    if (c.mode) argv.push('--config-mode', c.mode);
+    let stdout = '';
+    let stderr = '';
+    const code = await main(argv, { out: (t) => (stdout += t), err: (t) => (stderr += t), isTTY: false });
+    expect(code, stderr).toBe(2);
+    expect(stdout).toBe('');
+    if (typeof c.message === 'string') expect(stderr.startsWith(`error: ${c.message}`), `got: ${stderr}`).toBe(true);
+    else expect(stderr.trimEnd()).toMatch(c.message);
+    expect(stderr).not.toMatch(/\n\s+at /);
   });
 });
