@@ -4,7 +4,7 @@ import { request } from 'undici';
 /** The models route next to a chat/completions URL: http://h/v1/chat/completions → http://h/v1/models. */
 export function modelsUrl(url: string): string {
   const u = new URL(url);
-  u.pathname = u.pathname.replace(/\/(chat\/completions|completions)\/?$/, '') + '/models';
+  u.pathname = `${u.pathname.replace(/\/+$/, '').replace(/\/(chat\/completions|completions)$/, '')}/models`;
   u.search = '';
   return u.toString();
 }

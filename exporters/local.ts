@@ -2,7 +2,7 @@
  * Local exporter: upserts one row per job into `processed_results.json` (and `.csv` on request) in an
  * output directory, keyed by job id so re-exports and retried activities never duplicate rows.
  */
-import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../common/files.js';
 
@@ -30,7 +30,7 @@ interface ProcessedResults {
 export async function exportLocal(rows: ExportRow[], opts: LocalExportOptions): Promise<string> {
   mkdirSync(opts.outputDir, { recursive: true });
   const base = join(opts.outputDir, opts.filename ?? 'processed_results');
-  return withDirLock(`${base}.lock`, () => {
+  return withFileLock(`${base}.lock`, () => {
     const jsonFile = `${base}.json`;
     const data: ProcessedResults = existsSync(jsonFile)
       ? (JSON.parse(readFileSync(jsonFile, 'utf8')) as ProcessedResults)
@@ -59,25 +59,52 @@ export function toCsv(rows: ExportRow[]): string {
 
 function csvField(value: unknown): string {
   const s = String(value);
-  return /[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 
-/** A mkdir-based lock: parallel tasks of one invocation export into the same file. */
-async function withDirLock<T>(lockDir: string, fn: () => T): Promise<T> {
+/**
+ * An exclusive lock file (parallel tasks of one invocation export into the same file). It records its
+ * owner's pid, so a lock left by a killed worker is broken instead of blocking every later export.
+ */
+async function withFileLock<T>(lockFile: string, fn: () => T): Promise<T> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {
-      mkdirSync(lockDir);
+      const fd = openSync(lockFile, 'wx');
+      writeSync(fd, `${process.pid} ${Date.now()}\n`);
+      closeSync(fd);
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for export lock ${lockDir} (remove it if no export is running)`);
+      if (lockIsStale(lockFile)) {
+        rmSync(lockFile, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for export lock ${lockFile}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
   try {
     return fn();
   } finally {
-    rmdirSync(lockDir);
+    rmSync(lockFile, { force: true });
+  }
+}
+
+function lockIsStale(lockFile: string): boolean {
+  let content: string;
+  try {
+    content = readFileSync(lockFile, 'utf8').trim();
+  } catch {
+    return false; // just released: try again
+  }
+  if (!content) return false; // being written
+  const [owner = Number.NaN, since = Number.NaN] = content.split(' ').map(Number);
+  if (!Number.isInteger(owner) || owner <= 0 || !(Date.now() - since <= 120_000)) return true;
+  try {
+    process.kill(owner, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }

@@ -115,6 +115,9 @@ export function applyCliArgs(raw: Record<string, unknown>, args: Record<string, 
   const cfg = structuredClone(raw);
   const set = (path: string, value: unknown) => {
     const keys = path.split('.');
+    if (keys.some((k) => k === '__proto__' || k === 'constructor' || k === 'prototype' || k === '')) {
+      throw new HarnessConfigError(`--overrides: invalid key path "${path}"`);
+    }
     let node = cfg;
     for (const key of keys.slice(0, -1)) {
       if (node[key] === null || typeof node[key] !== 'object') node[key] = {};

@@ -60,6 +60,7 @@ class RetryableError extends Error {
 }
 
 const RETRYABLE_STATUSES = new Set([408, 409, 425, 429, 500, 502, 503, 504]);
+const MAX_RETRY_AFTER_MS = 300_000;
 
 /** Builds the JSON body sent for one prompt; also the input of the response-cache key. */
 export function buildRequestBody(prompt: Prompt, modelId: string, params: GenerationParams, stream: boolean): Record<string, unknown> {
@@ -121,7 +122,8 @@ export class EndpointClient {
           throw new RequestFailedError(`${err.message} (gave up after ${attempt + 1} attempts)`, err.status, attempt);
         }
         const backoff = Math.min(cap, base * 2 ** attempt) * (0.5 + Math.random() / 2);
-        await sleep(err.retryAfterMs ?? backoff, signal);
+        // Honour Retry-After, within reason: a server asking for an hour would stall the sample.
+        await sleep(err.retryAfterMs === null ? backoff : Math.min(err.retryAfterMs, MAX_RETRY_AFTER_MS), signal);
       }
     }
   }

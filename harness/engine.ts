@@ -91,11 +91,10 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
   const cfg = parseRunConfig(opts.runConfig);
   const task = lookupTask(cfg.config.type);
   const endpoint = cfg.target.api_endpoint;
-  const endpointType: EndpointType = endpoint.type ?? (task.supportedEndpointTypes[0] as EndpointType);
-  if (!task.supportedEndpointTypes.includes(endpointType)) {
-    throw new HarnessConfigError(
-      `target.api_endpoint.type: task ${task.name} supports ${task.supportedEndpointTypes.join(', ')}, not ${endpointType}`,
-    );
+  const supported = cfg.config.supported_endpoint_types ?? task.supportedEndpointTypes;
+  const endpointType: EndpointType = endpoint.type ?? (supported[0] as EndpointType);
+  if (!supported.includes(endpointType) || !task.supportedEndpointTypes.includes(endpointType)) {
+    throw new HarnessConfigError(`target.api_endpoint.type: task ${task.name} supports ${supported.join(', ')}, not ${endpointType}`);
   }
 
   const params = { ...task.defaultParams, ...stripNullish(cfg.config.params) };
@@ -285,6 +284,7 @@ export async function runPool(
   fn: (index: number) => Promise<void>,
   signal?: AbortSignal,
 ): Promise<void> {
+  if (!(concurrency >= 1)) throw new RangeError(`concurrency must be at least 1, got ${concurrency}`);
   let next = 0;
   let failed = false;
   const worker = async () => {

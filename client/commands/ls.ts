@@ -28,7 +28,8 @@ export function parseSince(since: string, now = new Date()): Date {
     const unit = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[rel[2] as 's' | 'm' | 'h' | 'd' | 'w'];
     return new Date(now.getTime() - Number(rel[1]) * unit * 1000);
   }
-  const date = new Date(since);
+  // Only date-like input: `new Date('6')` would silently mean June 2001.
+  const date = /^\d{4}-\d{2}-\d{2}/.test(since.trim()) ? new Date(since) : new Date(Number.NaN);
   if (Number.isNaN(date.getTime())) throw new ConfigError(`--since: expected a date (2026-01-31, 2026-01-31T12:00:00) or a duration (6h, 1d), got '${since}'`, '--since');
   return date;
 }

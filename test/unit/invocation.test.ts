@@ -1,0 +1,177 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { buildInvocationInput, newInvocationId, runDirName } from '../../client/invocation.js';
+import { ConfigError } from '../../config/errors.js';
+import { loadRunConfig } from '../../config/load.js';
+import { planTasks } from '../../config/plan.js';
+import { EvaluationInputSchema, InvocationInputSchema } from '../../workflows/types.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'evalflow-invocation-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const URL_CHAT = 'http://127.0.0.1:8000/v1/chat/completions';
+const INV = '0123456789abcdef';
+// Local-time constructor: runDirName formats local time, so this is timezone independent.
+const NOW = new Date(2026, 0, 5, 3, 4, 5);
+
+function config(over: { runtime?: string; destinations?: string[]; exportLocal?: Record<string, unknown> | null; taskParams?: Record<string, unknown> } = {}) {
+  return {
+    execution: {
+      output_dir: './results',
+      runtime: over.runtime ?? 'process',
+      max_attempts: 4,
+      heartbeat_timeout: 45,
+      endpoint_readiness_timeout: 120,
+      auto_export: { destinations: over.destinations ?? ['local'] },
+    },
+    target: { api_endpoint: { url: URL_CHAT, model_id: 'tiny-model', api_key_name: 'MY_API_KEY' } },
+    env_vars: { HF_TOKEN: 'host:HF_TOKEN_ON_HOST' },
+    evaluation: {
+      nemo_evaluator_config: { config: { params: { parallelism: 4, extra: { shared: 1 } } } },
+      tasks: [
+        { name: 'evalflow.gsm8k', dataset_dir: './data' },
+        { name: 'evalflow.mmlu', dataset_dir: './data', nemo_evaluator_config: { config: { params: { limit_samples: 20, ...(over.taskParams ?? {}) } } } },
+      ],
+    },
+    ...(over.exportLocal === null ? {} : { export: { local: over.exportLocal ?? { format: 'csv' } } }),
+  };
+}
+
+let n = 0;
+function load(cfg: object, taskFilter?: string[]) {
+  const file = join(dir, `config-${n++}.yaml`);
+  writeFileSync(file, stringify(cfg));
+  return loadRunConfig({ configPath: file, cwd: dir, env: {}, ...(taskFilter ? { taskFilter } : {}) });
+}
+
+function build(cfg: object, taskFilter?: string[]) {
+  const loaded = load(cfg, taskFilter);
+  return buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW });
+}
+
+describe('newInvocationId', () => {
+  it('is 16 lowercase hex characters and random', () => {
+    const ids = new Set(Array.from({ length: 50 }, () => newInvocationId()));
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{16}$/);
+    expect(ids.size).toBe(50);
+  });
+});
+
+describe('runDirName', () => {
+  it('formats YYYYmmdd_HHMMSS-<inv> with zero padding in local time', () => {
+    expect(runDirName(NOW, INV)).toBe('20260105_030405-0123456789abcdef');
+    expect(runDirName(new Date(2025, 11, 31, 23, 59, 58), 'ffffffffffffffff')).toBe('20251231_235958-ffffffffffffffff');
+  });
+});
+
+describe('buildInvocationInput', () => {
+  it('builds the input for the tasks kept by -t, keeping their original positions', () => {
+    const input = build(config(), ['evalflow.mmlu']);
+    const runDir = join(dir, 'results', '20260105_030405-0123456789abcdef');
+    expect(input.invocationId).toBe(INV);
+    expect(input.runDir).toBe(runDir);
+    expect(input.model).toBe('tiny-model');
+    expect(input.backend).toBe('local');
+    expect(input.mode).toBe('sequential');
+    expect('maxParallel' in input).toBe(false);
+    expect(input.tasks).toHaveLength(1);
+
+    const task = input.tasks[0];
+    if (!task) throw new Error('no task');
+    expect(task.taskIndex).toBe(1);
+    expect(task.jobName).toBe('mmlu.1');
+    expect(task.taskName).toBe('evalflow.mmlu');
+    expect(task.jobDir).toBe(join(runDir, 'mmlu.1'));
+    expect(task.backend).toBe('local');
+    expect(task.runtime).toBe('process');
+    expect(task.limits).toEqual({ maxAttempts: 4, heartbeatTimeoutS: 45 });
+    expect(task.endpoint).toEqual({ url: URL_CHAT, modelId: 'tiny-model', type: 'chat', apiKeyName: 'MY_API_KEY', readinessTimeoutS: 120 });
+
+    expect(task.runConfig).toEqual({
+      config: {
+        type: 'mmlu',
+        output_dir: join(runDir, 'mmlu.1', 'artifacts'),
+        params: { parallelism: 4, limit_samples: 20, extra: { shared: 1, dataset_dir: join(dir, 'data') } },
+      },
+      target: { api_endpoint: { url: URL_CHAT, model_id: 'tiny-model', type: 'chat', api_key_name: 'MY_API_KEY' } },
+      metadata: { invocation_id: INV, job_id: `${INV}.1`, task: 'evalflow.mmlu' },
+    });
+
+    // The API key travels only as a name: to read on the worker host.
+    expect(task.env).toEqual({ HF_TOKEN: { kind: 'host', name: 'HF_TOKEN_ON_HOST' }, MY_API_KEY: { kind: 'host', name: 'MY_API_KEY' } });
+    expect(task.exports).toEqual([{ kind: 'local', format: 'csv' }]);
+  });
+
+  it('builds every task without a filter, each with its own index, job dir and artifacts dir', () => {
+    const input = build(config());
+    expect(input.tasks.map((t) => [t.taskIndex, t.jobName, t.jobDir.slice(input.runDir.length)])).toEqual([
+      [0, 'gsm8k.0', '/gsm8k.0'],
+      [1, 'mmlu.1', '/mmlu.1'],
+    ]);
+    const gsm8k = input.tasks[0]?.runConfig as { config: { type: string; output_dir: string; params: Record<string, unknown> } };
+    expect(gsm8k.config.type).toBe('gsm8k');
+    expect(gsm8k.config.output_dir).toBe(join(input.runDir, 'gsm8k.0', 'artifacts'));
+    expect(gsm8k.config.params).toEqual({ parallelism: 4, extra: { shared: 1, dataset_dir: join(dir, 'data') } });
+  });
+
+  it('validates against InvocationInputSchema (and each task against EvaluationInputSchema)', () => {
+    const input = build(config(), ['evalflow.mmlu']);
+    const parsed = InvocationInputSchema.safeParse(input);
+    expect(parsed.success ? 'ok' : parsed.error.message).toBe('ok');
+    for (const task of input.tasks) expect(EvaluationInputSchema.safeParse(task).success).toBe(true);
+  });
+
+  it('never carries a secret value: only names of env vars', () => {
+    const input = build(config());
+    const text = JSON.stringify(input);
+    expect(text).toContain('MY_API_KEY');
+    expect(text).not.toMatch(/Bearer|sk-/);
+    for (const task of input.tasks) {
+      for (const ref of Object.values(task.env ?? {})) expect(ref.kind).toBe('host');
+    }
+  });
+
+  it('copies parallel mode and max_parallel_tasks', () => {
+    const cfg = config();
+    Object.assign(cfg.execution, { mode: 'parallel', max_parallel_tasks: 2 });
+    const input = build(cfg);
+    expect(input.mode).toBe('parallel');
+    expect(input.maxParallel).toBe(2);
+  });
+
+  it('exports: format defaults to json; output dir and filename are passed on; no destinations → none', () => {
+    expect(build(config({ exportLocal: null })).tasks[0]?.exports).toEqual([{ kind: 'local', format: 'json' }]);
+    const custom = build(config({ exportLocal: { format: 'json', output_dir: '/exports', output_filename: 'all' } }));
+    expect(custom.tasks[0]?.exports).toEqual([{ kind: 'local', format: 'json', outputDir: '/exports', outputFilename: 'all' }]);
+    expect(build(config({ destinations: [] })).tasks[0]?.exports).toEqual([]);
+  });
+
+  it('rejects runtime docker with a ConfigError naming execution.runtime', () => {
+    const loaded = load(config({ runtime: 'docker' }));
+    let caught: unknown;
+    try {
+      buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).keyPath).toBe('execution.runtime');
+    expect((caught as ConfigError).message).toMatch(/^execution\.runtime=docker is not supported yet/);
+  });
+
+  it('rejects an export destination other than local, naming its position', () => {
+    const loaded = load(config({ destinations: ['local', 'mlflow'] }));
+    let caught: unknown;
+    try {
+      buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).keyPath).toBe('execution.auto_export.destinations[1]');
+    expect((caught as ConfigError).message).toContain("'mlflow' is not supported yet");
+  });
+});
