@@ -110,7 +110,8 @@ export function createActivities(deps: ActivityDeps) {
         return {
           resultsPath,
           samplesPath: join(artifacts, 'nemo-evaluator-per-sample-outputs', `${task}.jsonl`),
-          metrics: flattenMetrics(results.results),
+          // Task-level scores only: the per-subset breakdown stays in the files and the exports.
+          metrics: flattenMetrics(results.results, { groups: false }),
           samples: { total, scored, errors, cached },
           progress: { total, done: total, cached, errors },
         };

@@ -84,9 +84,10 @@ export function parseResultsFile(data: unknown, source = 'results.yml'): Results
 
 /**
  * Flattens task metrics to `<task>_<metric>[_<score>]` keys, as upstream's exporters do (the score name is
- * dropped when it equals the metric name). Groups are flattened the same way under their own names.
+ * dropped when it equals the metric name). Groups (e.g. MMLU's per-subject breakdown) are flattened the same
+ * way under their own names unless `groups: false`.
  */
-export function flattenMetrics(results: ResultsFile['results']): Record<string, number> {
+export function flattenMetrics(results: ResultsFile['results'], opts: { groups?: boolean } = {}): Record<string, number> {
   const flat: Record<string, number> = {};
   const put = (key: string, value: number) => {
     if (key in flat && flat[key] !== value) throw new ResultsFormatError(`metric key collision: ${key}`);
@@ -104,6 +105,6 @@ export function flattenMetrics(results: ResultsFile['results']): Record<string, 
     visit(name, group.metrics);
     for (const [sub, g] of Object.entries(group.groups ?? {})) visitGroup(`${name}_${sub}`, g);
   };
-  for (const [name, group] of Object.entries(results.groups ?? {})) visitGroup(name, group);
+  if (opts.groups !== false) for (const [name, group] of Object.entries(results.groups ?? {})) visitGroup(name, group);
   return flat;
 }

@@ -51,7 +51,7 @@ async function main(): Promise<number> {
     const until = new Promise<void>((resolve) => (stopWorker = resolve));
     let ready: () => void = () => undefined;
     const isReady = new Promise<void>((resolve) => (ready = resolve));
-    const worker = runWorker({ until, onReady: ready });
+    const worker = runWorker({ until, onReady: ready, logLevel: 'WARN' });
     await Promise.race([isReady, worker]);
     cleanups.push(async () => {
       stopWorker();

@@ -3,7 +3,7 @@
  * backends wired in. Any number of workers may run; a crashed worker's watch is taken over by another.
  */
 import { existsSync } from 'node:fs';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { ProcessBackend } from '../backends/local/process.js';
 import { distPath } from '../common/paths.js';
@@ -17,6 +17,8 @@ export interface RunWorkerOptions {
   /** Resolves to stop the worker gracefully (default: SIGINT/SIGTERM). */
   until?: Promise<void>;
   onReady?: () => void;
+  /** Worker and workflow log level (default: EVALFLOW_LOG_LEVEL, else INFO). */
+  logLevel?: LogLevel;
 }
 
 /** Prefer the bundle built by `npm run build`; fall back to bundling the compiled workflows now. */
@@ -26,6 +28,7 @@ export function workflowCodeOptions(): Pick<WorkerOptions, 'workflowBundle' | 'w
 }
 
 export async function runWorker(opts: RunWorkerOptions = {}): Promise<void> {
+  installLogger(opts.logLevel ?? (process.env.EVALFLOW_LOG_LEVEL?.toUpperCase() as LogLevel | undefined) ?? 'INFO');
   const target = opts.target ?? temporalTarget();
   const client = await connectClient(target);
   await ensureSearchAttributes(client, target.namespace);
@@ -50,5 +53,14 @@ export async function runWorker(opts: RunWorkerOptions = {}): Promise<void> {
     await worker.run();
   } finally {
     await connection.close();
+  }
+}
+
+/** The SDK runtime can be configured once per process, before the first connection. */
+function installLogger(level: LogLevel): void {
+  try {
+    Runtime.install({ logger: new DefaultLogger(level) });
+  } catch {
+    // Already installed (e.g. by an embedding program): keep its logger.
   }
 }
