@@ -26,6 +26,8 @@ export interface EndpointClientOptions {
   /** Backoff base; tests shorten it. */
   retryBaseDelayMs?: number;
   retryMaxDelayMs?: number;
+  /** Aborting it destroys the pool, failing every request in flight (one listener, not one per request). */
+  signal?: AbortSignal;
 }
 
 export interface Completion {
@@ -100,16 +102,18 @@ export class EndpointClient {
     });
     this.headers = { 'content-type': 'application/json' };
     if (opts.apiKey) this.headers.authorization = `Bearer ${opts.apiKey}`;
+    opts.signal?.addEventListener('abort', () => void this.pool.destroy(new Error('aborted')).catch(() => undefined), { once: true });
   }
 
-  /** Sends one request body with retries. Throws RequestFailedError when it cannot succeed. */
-  async send(body: Record<string, unknown>, signal?: AbortSignal): Promise<Completion> {
-    const payload = JSON.stringify(body);
+  /** Sends one request (a body, or its JSON) with retries. Throws RequestFailedError when it cannot succeed. */
+  async send(body: Record<string, unknown> | string): Promise<Completion> {
+    const payload = typeof body === 'string' ? body : JSON.stringify(body);
+    const signal = this.opts.signal;
     const base = this.opts.retryBaseDelayMs ?? 500;
     const cap = this.opts.retryMaxDelayMs ?? 30_000;
     for (let attempt = 0; ; attempt++) {
       try {
-        const completion = await this.attempt(payload, signal);
+        const completion = await this.attempt(payload);
         completion.retries = attempt;
         return completion;
       } catch (err) {
@@ -128,7 +132,7 @@ export class EndpointClient {
     }
   }
 
-  private async attempt(payload: string, signal: AbortSignal | undefined): Promise<Completion> {
+  private async attempt(payload: string): Promise<Completion> {
     let res;
     try {
       res = await this.pool.request({
@@ -136,12 +140,11 @@ export class EndpointClient {
         path: this.path,
         headers: this.headers,
         body: payload,
-        signal,
         headersTimeout: this.opts.requestTimeoutMs,
         bodyTimeout: this.opts.requestTimeoutMs,
       });
     } catch (err) {
-      if (signal?.aborted) throw err;
+      if (this.opts.signal?.aborted) throw err;
       throw new RetryableError(describeNetworkError(err), null);
     }
     let text: string;
@@ -178,7 +181,7 @@ export class EndpointClient {
   }
 
   async close(): Promise<void> {
-    await this.pool.close();
+    if (!this.pool.destroyed) await this.pool.close();
   }
 }
 

@@ -8,7 +8,7 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 import { writeFileAtomic, writeJsonAtomic, writeYamlAtomic } from '../common/files.js';
 import { evalflowVersion } from '../common/paths.js';
-import { requestKey, ResponseCache, type CachedResponse } from './cache.js';
+import { canonicalRequest, ResponseCache, type CachedResponse } from './cache.js';
 import { buildRequestBody, EndpointClient, RequestFailedError } from './client.js';
 import { HarnessRunConfigSchema, type HarnessRunConfig, type ResolvedHarnessRunConfig } from './run-config.js';
 import { RESULTS_FORMAT_VERSION, type ResultsFile, type SampleCounts } from './results-schema.js';
@@ -146,6 +146,7 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     maxRetries: params.max_retries ?? 5,
     stream: endpoint.stream ?? false,
     retryBaseDelayMs: opts.retryBaseDelayMs,
+    signal: opts.signal,
   });
   const route = endpointType === 'chat' ? 'chat' : 'completions';
   const progress: Progress = { total: samples.length, done: 0, cached: 0, errors: 0 };
@@ -158,13 +159,13 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     const sample = samples[index] as TaskSample;
     const prompt = task.buildPrompt(sample, endpointType, taskParams);
     const body = buildRequestBody(prompt, endpoint.model_id, params, false);
-    const key = requestKey(route, body);
+    const { json, key } = canonicalRequest(route, body);
     let response: CachedResponse | undefined = cache.get(key);
     const cached = response !== undefined;
     let error: string | null = null;
     if (!response) {
       try {
-        const completion = await client.send(endpoint.stream ? { ...body, stream: true } : body, opts.signal);
+        const completion = await client.send(endpoint.stream ? { ...body, stream: true } : json);
         usage.requests++;
         usage.retries += completion.retries;
         usage.prompt_tokens += completion.promptTokens;

@@ -402,11 +402,25 @@ describe('EndpointClient.send', () => {
   it('stops waiting when aborted during a Retry-After pause', async () => {
     const server = await serve((_n, _req, res) => json(res, 503, 'busy', { 'retry-after': '30' }));
     const controller = new AbortController();
-    const c = client(server);
+    const c = client(server, { signal: controller.signal });
     const t0 = performance.now();
     setTimeout(() => controller.abort(new Error('stop now')), 100);
-    await expect(c.send(CHAT_BODY, controller.signal)).rejects.toThrow('stop now');
+    await expect(c.send(CHAT_BODY)).rejects.toThrow('stop now');
     expect(performance.now() - t0).toBeLessThan(2000);
     expect(server.seen).toHaveLength(1);
+  });
+});
+
+describe('EndpointClient abort while requests are in flight', () => {
+  it('fails every in-flight request at once when the run is aborted', async () => {
+    const server = await serve(() => undefined); // never answers
+    const controller = new AbortController();
+    const c = client(server, { signal: controller.signal, requestTimeoutMs: 60_000 });
+    const t0 = performance.now();
+    const pending = Promise.allSettled([c.send(CHAT_BODY), c.send({ ...CHAT_BODY, n: 2 })]);
+    setTimeout(() => controller.abort(new Error('stop now')), 100);
+    const results = await pending;
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(performance.now() - t0).toBeLessThan(2000);
   });
 });
