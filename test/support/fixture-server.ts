@@ -37,6 +37,8 @@ export interface FixtureRequestRecord {
   status: number;
   /** The full response was written to a live socket (false while held, or if the client left first). */
   answered: boolean;
+  /** The Authorization header as received (to check that API keys are sent, and only where they should be). */
+  authorization?: string;
 }
 
 export type FaultSpec =
@@ -385,7 +387,7 @@ export async function startFixtureServer(opts: FixtureServerOptions = {}): Promi
     sendPlain(res, 400, errorBody(400, message));
   }
 
-  function onCompletion(res: http.ServerResponse, path: string, raw: string): void {
+  function onCompletion(res: http.ServerResponse, path: string, raw: string, authorization: string | undefined): void {
     const chat = path === CHAT_PATH;
     let parsed: unknown;
     try {
@@ -434,7 +436,7 @@ export async function startFixtureServer(opts: FixtureServerOptions = {}): Promi
     // a matching fault needs it (answered counts are folded into keys on demand).
     let rec: FixtureRequestRecord | undefined;
     if (recordOn) {
-      rec = { path, key: requestKey(body), prompt, status: 0, answered: false };
+      rec = { path, key: requestKey(body), prompt, status: 0, answered: false, ...(authorization === undefined ? {} : { authorization }) };
       requests.push(rec);
     }
     received();
@@ -463,7 +465,7 @@ export async function startFixtureServer(opts: FixtureServerOptions = {}): Promi
       });
       req.on('end', () => {
         const raw = more !== undefined ? Buffer.concat(more).toString('utf8') : first !== undefined ? first.toString('utf8') : '';
-        onCompletion(res, path, raw);
+        onCompletion(res, path, raw, req.headers.authorization);
       });
       return;
     }
