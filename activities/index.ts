@@ -70,6 +70,9 @@ export function createActivities(deps: ActivityDeps) {
 
     async launchHarness(input: { evaluation: ResolvedEvaluationInput; attempt: number }): Promise<HarnessHandle> {
       const ev = input.evaluation;
+      if (ev.runtime !== 'process') {
+        throw ApplicationFailure.nonRetryable(`runtime ${ev.runtime} is not supported by this worker yet (the Docker backend is the next milestone)`, 'UnsupportedRuntime');
+      }
       const name = `evalflow-${ev.invocationId}.${ev.taskIndex}-a${input.attempt}`;
       const handle = await deps.backends[ev.backend].launch({
         name,

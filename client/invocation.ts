@@ -26,12 +26,6 @@ export function buildInvocationInput(
   plans: TaskPlan[],
   ids: { invocationId: string; now: Date },
 ): InvocationInput {
-  if (cfg.execution.runtime !== 'process') {
-    throw new ConfigError(
-      'execution.runtime=docker is not supported yet (it comes with the Docker backend); set execution.runtime=process to run the built-in harness as a local process',
-      'execution.runtime',
-    );
-  }
   const runDir = join(cfg.execution.output_dir, runDirName(ids.now, ids.invocationId));
   const endpoint = cfg.target.api_endpoint;
   const exports = exportDestinations(cfg);
@@ -44,8 +38,11 @@ export function buildInvocationInput(
     ...(cfg.execution.max_parallel_tasks ? { maxParallel: cfg.execution.max_parallel_tasks } : {}),
     tasks: plans.map((plan) => {
       const jobDir = join(runDir, plan.jobName);
+      const inContainer = cfg.execution.runtime === 'docker';
       const { params = {} } = plan.evaluatorConfig.config;
-      const extra = { ...(params.extra ?? {}), ...(plan.datasetDir ? { dataset_dir: plan.datasetDir } : {}) };
+      // In a container the job's artifacts dir is mounted at /results and dataset_dir at its mount path.
+      const datasetDir = inContainer ? plan.datasetMountPath : plan.datasetDir;
+      const extra = { ...(params.extra ?? {}), ...(datasetDir ? { dataset_dir: datasetDir } : {}) };
       const apiEndpoint = plan.evaluatorConfig.target.api_endpoint;
       return {
         invocationId: ids.invocationId,
@@ -54,7 +51,8 @@ export function buildInvocationInput(
         jobName: plan.jobName,
         jobDir,
         backend: 'local' as const,
-        runtime: 'process' as const,
+        runtime: cfg.execution.runtime,
+        ...(plan.container ? { container: plan.container } : {}),
         endpoint: {
           url: endpoint.url,
           modelId: endpoint.model_id,
@@ -63,7 +61,7 @@ export function buildInvocationInput(
           readinessTimeoutS: cfg.execution.endpoint_readiness_timeout,
         },
         runConfig: {
-          config: { type: plan.task.name, output_dir: join(jobDir, 'artifacts'), params: { ...params, extra } },
+          config: { type: plan.task.name, output_dir: inContainer ? '/results' : join(jobDir, 'artifacts'), params: { ...params, extra } },
           target: {
             api_endpoint: {
               url: endpoint.url,
@@ -83,12 +81,25 @@ export function buildInvocationInput(
   };
 }
 
-function exportDestinations(cfg: RunConfig): ExportDestination[] {
-  const destinations = cfg.execution.auto_export?.destinations ?? [];
-  return destinations.map((dest, i) => {
+/** What `run` can start today; `--dry-run` shows every plan, runnable or not. */
+export function assertRunnable(cfg: RunConfig, input: InvocationInput): void {
+  for (const [i, dest] of (cfg.execution.auto_export?.destinations ?? []).entries()) {
     if (dest !== 'local') {
-      throw new ConfigError(`export destination '${dest}' is not supported yet (supported: local)`, `execution.auto_export.destinations[${i}]`);
+      throw new ConfigError(`execution.auto_export.destinations[${i}]: export destination '${dest}' is not supported yet (supported: local)`, `execution.auto_export.destinations[${i}]`);
     }
+  }
+  if (input.tasks.some((t) => t.runtime === 'docker')) {
+    throw new ConfigError(
+      'execution.runtime: docker is not supported yet (the Docker backend is the next milestone); use --dry-run to see the plan, or set execution.runtime=process to run evalflow.* tasks as local processes',
+      'execution.runtime',
+    );
+  }
+}
+
+/** The destinations this version exports to (assertRunnable refuses the others before a run). */
+function exportDestinations(cfg: RunConfig): ExportDestination[] {
+  const destinations = (cfg.execution.auto_export?.destinations ?? []).filter((dest) => dest === 'local');
+  return destinations.map(() => {
     const local = cfg.export?.local;
     return {
       kind: 'local' as const,

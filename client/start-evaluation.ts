@@ -13,13 +13,14 @@ import { connectClient } from '../common/temporal.js';
 import { loadRunConfig } from '../config/load.js';
 import { planTasks } from '../config/plan.js';
 import type { InvocationResult } from '../workflows/invocation.js';
-import { buildInvocationInput, newInvocationId } from './invocation.js';
+import { assertRunnable, buildInvocationInput, newInvocationId } from './invocation.js';
 import { startInvocation } from './start-invocation.js';
 
 export async function startEvaluation(configPath: string, overrides: string[] = []): Promise<InvocationResult> {
   const config = loadRunConfig({ configPath, overrides });
   const invocationId = newInvocationId();
   const input = buildInvocationInput(config, planTasks(config), { invocationId, now: new Date() });
+  assertRunnable(config, input);
   const client = await connectClient();
   try {
     const handle = await startInvocation(client, input, config.target.api_endpoint.url);

@@ -54,7 +54,10 @@ export const EvaluationInputSchema = z
     /** Absolute: `<output_dir>/<YYYYmmdd_HHMMSS>-<inv>/<jobName>`. */
     jobDir: z.string().startsWith('/'),
     backend: z.literal('local'),
-    runtime: z.literal('process'),
+    /** `process`: the built-in harness as a local process. `docker`: the task's container (planned; see launchHarness). */
+    runtime: z.enum(['process', 'docker']),
+    /** Image of a container task (runtime docker). */
+    container: z.string().min(1).optional(),
     endpoint: z
       .object({
         url: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s) URL'),

@@ -11,7 +11,7 @@ import { planTasks } from '../../config/plan.js';
 import type { RunConfig } from '../../config/schema.js';
 import { distPath } from '../../common/paths.js';
 import { TASK_QUEUE, type InvocationInput } from '../../workflows/types.js';
-import { buildInvocationInput, newInvocationId } from '../invocation.js';
+import { assertRunnable, buildInvocationInput, newInvocationId } from '../invocation.js';
 import { json, type Output } from '../output.js';
 import { startInvocation } from '../start-invocation.js';
 import { watchInvocation } from '../watch.js';
@@ -35,6 +35,7 @@ export async function runCommand(opts: RunOptions, io: Output, connect: () => Pr
     io.out(opts.json ? json({ config: redactConfig(cfg), invocation: input }) : describeDryRun(cfg, input));
     return 0;
   }
+  assertRunnable(cfg, input);
 
   const client = await connect();
   try {
@@ -113,7 +114,9 @@ function describeDryRun(cfg: RunConfig, input: InvocationInput): string {
     parts.push(
       '',
       `## job ${task.invocationId}.${task.taskIndex}: ${task.jobName} (${task.taskName}), ${task.endpoint.type} endpoint, runtime ${task.runtime}`,
-      `# command: node ${distPath('harness', 'cli.js')} run_eval --run_config ${join(task.jobDir, 'config_ef.yaml')} --stage_dir ${join(task.jobDir, 'logs')}`,
+      task.runtime === 'docker'
+        ? `# container: ${task.container ?? '(none)'} with ${join(task.jobDir, 'artifacts')} at /results: nemo-evaluator run_eval --run_config /results/config_ef.yaml (the Docker backend is the next milestone; \`run\` refuses this plan today)`
+        : `# command: node ${distPath('harness', 'cli.js')} run_eval --run_config ${join(task.jobDir, 'config_ef.yaml')} --stage_dir ${join(task.jobDir, 'logs')}`,
       `# env: ${env.length ? env.join(' ') : '(none)'}${task.endpoint.apiKeyName ? `; API key from $${task.endpoint.apiKeyName}` : ''}`,
       '# config_ef.yaml:',
       stringify(task.runConfig, { lineWidth: 0 }).trimEnd(),

@@ -14,6 +14,7 @@ import { parse } from 'yaml';
 import { ConfigError } from '../../config/errors.js';
 import { loadRunConfig, taskEvaluatorConfig } from '../../config/load.js';
 import { planTasks } from '../../config/plan.js';
+import { main } from '../../client/cli.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const EXAMPLES_DIR = join(REPO_ROOT, '..', 'shared', 'reference', 'upstream', 'examples');
@@ -122,6 +123,20 @@ describe('upstream example configs', () => {
         expect(plan.task.supportedEndpointTypes).toContain(plan.endpointType);
         expect(plan.jobName).toBe(`${plan.task.name}.${plan.index}`);
       }
+    });
+  });
+
+  describe.each(configs.filter((f) => isLocalWithoutDeployment(f) && !(f in UPSTREAM_MISTAKES)))('%s through the CLI', (file) => {
+    it('passes `evalflow run --dry-run` and shows every job', async () => {
+      const argv = ['run', '-c', join(EXAMPLES_DIR, file), '--dry-run', '-o', `execution.output_dir=${CWD}/out`];
+      for (const o of requiredOverrides(rawConfig(file))) argv.push('-o', o);
+      let stdout = '';
+      let stderr = '';
+      const code = await main(argv, { out: (t) => (stdout += t), err: (t) => (stderr += t), isTTY: false });
+      expect(code, stderr).toBe(0);
+      const tasks = (rawConfig(file) as { evaluation: { tasks: unknown[] } }).evaluation.tasks;
+      expect(stdout.match(/^## job [0-9a-f]{16}\.\d+: /gm)).toHaveLength(tasks.length);
+      expect(stderr.split('\n').filter((l) => l && !l.startsWith('warning: '))).toEqual([]);
     });
   });
 

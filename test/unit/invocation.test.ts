@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { buildInvocationInput, newInvocationId, runDirName } from '../../client/invocation.js';
+import { assertRunnable, buildInvocationInput, newInvocationId, runDirName } from '../../client/invocation.js';
 import { ConfigError } from '../../config/errors.js';
 import { loadRunConfig } from '../../config/load.js';
 import { planTasks } from '../../config/plan.js';
@@ -149,24 +149,27 @@ describe('buildInvocationInput', () => {
     expect(build(config({ destinations: [] })).tasks[0]?.exports).toEqual([]);
   });
 
-  it('rejects runtime docker with a ConfigError naming execution.runtime', () => {
+  it('plans runtime docker (container paths) but assertRunnable refuses it, naming execution.runtime', () => {
     const loaded = load(config({ runtime: 'docker' }));
+    const input = buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW });
+    expect(input.tasks[0]?.runtime).toBe('docker');
+    expect((input.tasks[0]?.runConfig as { config: { output_dir: string } }).config.output_dir).toBe('/results');
     let caught: unknown;
     try {
-      buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW });
+      assertRunnable(loaded, input);
     } catch (err) {
       caught = err;
     }
     expect(caught).toBeInstanceOf(ConfigError);
     expect((caught as ConfigError).keyPath).toBe('execution.runtime');
-    expect((caught as ConfigError).message).toMatch(/^execution\.runtime=docker is not supported yet/);
+    expect((caught as ConfigError).message).toMatch(/^execution\.runtime: docker is not supported yet/);
   });
 
-  it('rejects an export destination other than local, naming its position', () => {
+  it('assertRunnable rejects an export destination other than local, naming its position', () => {
     const loaded = load(config({ destinations: ['local', 'mlflow'] }));
     let caught: unknown;
     try {
-      buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW });
+      assertRunnable(loaded, buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW }));
     } catch (err) {
       caught = err;
     }

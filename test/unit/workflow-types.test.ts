@@ -140,7 +140,7 @@ describe('EvaluationInputSchema', () => {
     expect(issuePaths(input({ limits: { maxAttempts: 0 } }))).toEqual(['limits.maxAttempts']);
     expect(issuePaths(input({ limits: { heartbeatTimeoutS: 5 } }))).toEqual(['limits.heartbeatTimeoutS']);
     expect(issuePaths(input({ taskIndex: -1 }))).toEqual(['taskIndex']);
-    expect(issuePaths(input({ runtime: 'docker' }))).toEqual(['runtime']);
+    expect(issuePaths(input({ runtime: 'podman' }))).toEqual(['runtime']);
     expect(issuePaths(input({ secret: 'x' }))).toEqual(['']);
   });
 });
