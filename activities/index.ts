@@ -3,13 +3,12 @@
  * wires real backends and tests can inject their own. Every activity is idempotent: a retry after a
  * worker crash re-attaches to what is already running instead of starting it again.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ApplicationFailure, Context, heartbeat, log } from '@temporalio/activity';
-import { parse } from 'yaml';
 import type { Backend } from '../backends/types.js';
-import { exportLocal } from '../exporters/local.js';
-import { flattenMetrics, parseResultsFile, ResultsFormatError } from '../harness/results-schema.js';
+import { exportLocal, exportRow } from '../exporters/local.js';
+import { flattenMetrics, readResultsFile, ResultsFormatError } from '../harness/results-schema.js';
 import type {
   ExportDestination,
   HarnessHandle,
@@ -107,7 +106,7 @@ export function createActivities(deps: ActivityDeps) {
         throw ApplicationFailure.nonRetryable(`the harness wrote no ${resultsPath}; see ${input.jobDir}/logs/client_stdout.log`, 'ResultsMissing');
       }
       try {
-        const results = parseResultsFile(parse(readFileSync(resultsPath, 'utf8')), resultsPath);
+        const results = readResultsFile(resultsPath);
         const task = Object.keys(results.results.tasks)[0] ?? 'results';
         const { total, scored, errors, cached } = results.samples;
         return {
@@ -132,17 +131,7 @@ export function createActivities(deps: ActivityDeps) {
       model: string;
       destinations: ExportDestination[];
     }): Promise<string[]> {
-      const resultsPath = join(input.jobDir, 'artifacts', 'results.yml');
-      const results = parseResultsFile(parse(readFileSync(resultsPath, 'utf8')), resultsPath);
-      const row = {
-        invocation_id: input.invocationId,
-        job_id: input.jobId,
-        task: input.taskName,
-        model: input.model,
-        results_path: resultsPath,
-        samples: results.samples,
-        metrics: flattenMetrics(results.results),
-      };
+      const row = exportRow(input);
       const written: string[] = [];
       for (const dest of input.destinations) {
         written.push(

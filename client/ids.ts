@@ -34,3 +34,8 @@ export async function resolveId(client: Client, raw: string): Promise<ResolvedId
   if (matches.length > 1) throw new ConfigError(`'${raw}' is ambiguous: it matches ${matches.join(', ')}`);
   return withIndex(matches[0] as string);
 }
+
+/** Whether a task belongs to what the user named: the whole invocation, or that one job. */
+export function isSelected(task: { jobId: string }, id: ResolvedId): boolean {
+  return id.taskIndex === undefined || task.jobId === `${id.invocationId}.${id.taskIndex}`;
+}

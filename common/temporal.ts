@@ -1,7 +1,7 @@
 /** Connecting to Temporal, shared by the CLI, the worker and the client script. */
 import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
-import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
+import { SEARCH_ATTRIBUTES, TASK_QUEUE } from '../workflows/types.js';
 
 export interface TemporalTarget {
   address: string;
@@ -47,4 +47,14 @@ export async function ensureSearchAttributes(client: Client, namespace: string):
 /** `--search-attribute` flags for `temporal server start-dev`. */
 export function devServerSearchAttributeFlags(): string[] {
   return Object.values(SEARCH_ATTRIBUTES).flatMap((key) => ['--search-attribute', `${key.name}=Keyword`]);
+}
+
+/** Whether a worker has polled the evalflow workflow task queue in the last minute. */
+export async function workerIsPolling(client: Client, namespace: string): Promise<boolean> {
+  const res = await client.workflowService.describeTaskQueue({
+    namespace,
+    taskQueue: { name: TASK_QUEUE },
+    taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+  });
+  return (res.pollers ?? []).some((p) => (p.lastAccessTime?.seconds?.toNumber() ?? 0) * 1000 > Date.now() - 60_000);
 }

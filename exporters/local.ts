@@ -5,6 +5,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../common/files.js';
+import { flattenMetrics, readResultsFile } from '../harness/results-schema.js';
 
 export interface ExportRow {
   invocation_id: string;
@@ -14,6 +15,21 @@ export interface ExportRow {
   results_path: string;
   samples: { total: number; scored: number; errors: number; cached: number };
   metrics: Record<string, number>;
+}
+
+/** One job's row, from its `artifacts/results.yml` (all metrics, per-subset groups included). */
+export function exportRow(job: { invocationId: string; jobId: string; taskName: string; model: string; jobDir: string }): ExportRow {
+  const resultsPath = join(job.jobDir, 'artifacts', 'results.yml');
+  const results = readResultsFile(resultsPath);
+  return {
+    invocation_id: job.invocationId,
+    job_id: job.jobId,
+    task: job.taskName,
+    model: job.model,
+    results_path: resultsPath,
+    samples: results.samples,
+    metrics: flattenMetrics(results.results),
+  };
 }
 
 export interface LocalExportOptions {

@@ -4,6 +4,8 @@
  * (tasks → metrics → scores → value + stats). `evalflow_results_version` versions the contract; a reader
  * accepts every version it knows and rejects newer ones with a clear error.
  */
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
 import { z } from 'zod';
 
 export const RESULTS_FORMAT_VERSION = 1;
@@ -80,6 +82,11 @@ export function parseResultsFile(data: unknown, source = 'results.yml'): Results
     );
   }
   return parsed.data;
+}
+
+/** Reads and validates a results.yml file. */
+export function readResultsFile(path: string): ResultsFile {
+  return parseResultsFile(parse(readFileSync(path, 'utf8')), path);
 }
 
 /**

@@ -8,11 +8,10 @@ import { request } from 'undici';
 import { runCommand } from '../client/commands/run.js';
 import { stdio } from '../client/output.js';
 import { packageRoot } from '../common/paths.js';
-import { connectClient, temporalTarget } from '../common/temporal.js';
+import { connectClient, temporalTarget, workerIsPolling } from '../common/temporal.js';
 import { ensureModel } from '../model-server/model-file.js';
 import { startModelServer } from '../model-server/server.js';
 import { runWorker } from '../worker/main.js';
-import { TASK_QUEUE } from '../workflows/types.js';
 import { portOpen, startDevServer, waitForServer } from './temporal-dev-server.js';
 
 const log = (line: string) => process.stdout.write(`[demo] ${line}\n`);
@@ -93,12 +92,7 @@ async function healthy(base: string): Promise<boolean> {
 async function workerRunning(): Promise<boolean> {
   const client = await connectClient();
   try {
-    const res = await client.workflowService.describeTaskQueue({
-      namespace: temporalTarget().namespace,
-      taskQueue: { name: TASK_QUEUE },
-      taskQueueType: 1,
-    });
-    return (res.pollers ?? []).some((p) => (p.lastAccessTime?.seconds?.toNumber() ?? 0) * 1000 > Date.now() - 60_000);
+    return await workerIsPolling(client, temporalTarget().namespace);
   } finally {
     await client.connection.close();
   }

@@ -1,12 +1,10 @@
 /** `evalflow export ID… --dest local [--format json|csv]`: rows from each job's results.yml. */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import { parse } from 'yaml';
 import { ConfigError } from '../../config/errors.js';
-import { exportLocal, type ExportRow } from '../../exporters/local.js';
-import { flattenMetrics, parseResultsFile } from '../../harness/results-schema.js';
-import { resolveId } from '../ids.js';
+import { exportLocal, exportRow, type ExportRow } from '../../exporters/local.js';
+import { isSelected, resolveId } from '../ids.js';
 import type { Output } from '../output.js';
 import { invocationStatus } from '../status.js';
 
@@ -27,22 +25,12 @@ export async function exportCommand(client: Client, ids: string[], opts: ExportO
     const status = await invocationStatus(client, invocationId);
     const rows: ExportRow[] = [];
     for (const task of status.tasks) {
-      if (taskIndex !== undefined && task.jobId !== `${invocationId}.${taskIndex}`) continue;
-      const resultsPath = join(task.jobDir, 'artifacts', 'results.yml');
-      if (!existsSync(resultsPath)) {
+      if (!isSelected(task, { invocationId, taskIndex })) continue;
+      if (!existsSync(join(task.jobDir, 'artifacts', 'results.yml'))) {
         io.err(`${task.jobId}: no results yet (${task.stage}); skipped\n`);
         continue;
       }
-      const results = parseResultsFile(parse(readFileSync(resultsPath, 'utf8')), resultsPath);
-      rows.push({
-        invocation_id: invocationId,
-        job_id: task.jobId,
-        task: task.taskName,
-        model: status.model,
-        results_path: resultsPath,
-        samples: results.samples,
-        metrics: flattenMetrics(results.results),
-      });
+      rows.push(exportRow({ invocationId, jobId: task.jobId, taskName: task.taskName, model: status.model, jobDir: task.jobDir }));
     }
     if (rows.length === 0) continue;
     const file = await exportLocal(rows, { outputDir: opts.outputDir ?? status.runDir, format, filename: opts.outputFilename });

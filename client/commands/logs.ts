@@ -3,13 +3,14 @@ import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { TERMINAL_STAGES, type TaskStatus } from '../../workflows/types.js';
-import { resolveId } from '../ids.js';
+import { isSelected, resolveId } from '../ids.js';
 import type { Output } from '../output.js';
 import { invocationStatus } from '../status.js';
 
 export async function logsCommand(client: Client, id: string, opts: { follow?: boolean }, io: Output): Promise<number> {
-  const { invocationId, taskIndex } = await resolveId(client, id);
-  const selected = (s: TaskStatus) => taskIndex === undefined || s.jobId === `${invocationId}.${taskIndex}`;
+  const resolved = await resolveId(client, id);
+  const { invocationId } = resolved;
+  const selected = (s: TaskStatus) => isSelected(s, resolved);
   const tasks = (await invocationStatus(client, invocationId)).tasks.filter(selected);
   const offsets = new Map<string, number>();
   const pump = (task: TaskStatus) => {

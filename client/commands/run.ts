@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { type Client, WorkflowFailedError } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { writeYamlAtomic } from '../../common/files.js';
-import { connectClient, ensureSearchAttributes, temporalTarget } from '../../common/temporal.js';
+import { connectClient, ensureSearchAttributes, temporalTarget, workerIsPolling } from '../../common/temporal.js';
 import { redactEnvRef } from '../../config/env.js';
 import { loadRunConfig, type LoadOptions } from '../../config/load.js';
 import { planTasks } from '../../config/plan.js';
@@ -70,12 +70,7 @@ export async function runCommand(opts: RunOptions, io: Output, connect: () => Pr
 
 async function warnIfNoWorker(client: Client, namespace: string, io: Output): Promise<void> {
   try {
-    const res = await client.workflowService.describeTaskQueue({
-      namespace,
-      taskQueue: { name: TASK_QUEUE },
-      taskQueueType: 1, // workflow task queue
-    });
-    if ((res.pollers ?? []).length === 0) {
+    if (!(await workerIsPolling(client, namespace))) {
       io.err(`warning: no worker is polling task queue '${TASK_QUEUE}'; start one with \`npx evalflow worker\`\n`);
     }
   } catch {

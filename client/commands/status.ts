@@ -1,16 +1,16 @@
 /** `evalflow status ID… [--json]`: per job, its state, progress and where it runs. */
 import type { Client } from '@temporalio/client';
-import { resolveId } from '../ids.js';
+import { isSelected, resolveId } from '../ids.js';
 import { json, table, type Output } from '../output.js';
 import { invocationStatus, progressText, statusWord } from '../status.js';
 
 export async function statusCommand(client: Client, ids: string[], opts: { json?: boolean }, io: Output): Promise<number> {
   const rows: Array<Record<string, unknown>> = [];
   for (const raw of ids) {
-    const { invocationId, taskIndex } = await resolveId(client, raw);
-    const status = await invocationStatus(client, invocationId);
+    const id = await resolveId(client, raw);
+    const status = await invocationStatus(client, id.invocationId);
     for (const task of status.tasks) {
-      if (taskIndex !== undefined && task.jobId !== `${invocationId}.${taskIndex}`) continue;
+      if (!isSelected(task, id)) continue;
       rows.push({
         job_id: task.jobId,
         task: task.taskName,
