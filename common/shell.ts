@@ -1,0 +1,20 @@
+/**
+ * The one quoting helper: every value evalflow places in a shell command or a generated script goes
+ * through `shellQuote` (DESIGN §3.8). POSIX single quotes: nothing inside them is special, so a value
+ * is always exactly one word, whatever it contains (`$(…)`, backticks, `;`, newlines, globs).
+ */
+
+/** Characters that are never special to a POSIX shell; a word made only of them is left as it is (readability). */
+const PLAIN_WORD = /^[A-Za-z0-9_@%+:,./-]+$/;
+
+export function shellQuote(value: string | number): string {
+  const text = String(value);
+  if (text.includes('\0')) throw new Error('a shell word cannot contain a NUL byte');
+  if (PLAIN_WORD.test(text)) return text;
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/** An argv as one shell command line: each word quoted. */
+export function shellCommand(argv: readonly (string | number)[]): string {
+  return argv.map(shellQuote).join(' ');
+}
