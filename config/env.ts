@@ -54,8 +54,37 @@ export function resolveTaskEnv(cfg: RunConfig, taskIndex: number): Record<string
   return env;
 }
 
-/** Display form for dry runs: names are shown, literal values are masked (`***` + last 4 chars if long). */
+/** A literal for display: `***` plus its last 4 characters when it is long enough not to give itself away. */
+function maskLiteral(value: string): string {
+  return value.length > 8 ? `***${value.slice(-4)}` : '***';
+}
+
+/** Display form for dry runs: names are shown, literal values are masked (`lit:***abcd`). */
 export function redactEnvRef(ref: EnvRef): string {
-  if (ref.kind !== 'lit') return `${ref.kind}:${ref.name}`;
-  return ref.value.length > 8 ? `***${ref.value.slice(-4)}` : '***';
+  return ref.kind === 'lit' ? `lit:${maskLiteral(ref.value)}` : `${ref.kind}:${ref.name}`;
+}
+
+/**
+ * A copy of a config tree or workflow input fit for display (dry runs, the saved launcher config): every
+ * `lit:` value of an `env_vars` mapping and every parsed literal `{kind: 'lit', value}` masked, wherever it
+ * sits, so sections added later are covered too. A masked reference carries `redacted: true`, which the
+ * workflow input schema rejects: a dry-run printout fed back as input fails loudly instead of sending the mask.
+ */
+export function redactSecrets(node: unknown): unknown {
+  return redactNode(node);
+}
+
+function redactNode(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(redactNode);
+  if (node === null || typeof node !== 'object') return node;
+  const obj = node as Record<string, unknown>;
+  if (obj.kind === 'lit' && typeof obj.value === 'string') return { ...obj, value: maskLiteral(obj.value), redacted: true };
+  return Object.fromEntries(Object.entries(obj).map(([key, value]) => [key, key === 'env_vars' ? redactEnvVars(value) : redactNode(value)]));
+}
+
+function redactEnvVars(vars: unknown): unknown {
+  if (vars === null || typeof vars !== 'object' || Array.isArray(vars)) return redactNode(vars);
+  return Object.fromEntries(
+    Object.entries(vars).map(([name, value]) => [name, typeof value === 'string' && value.startsWith('lit:') ? `lit:${maskLiteral(value.slice(4))}` : redactNode(value)]),
+  );
 }

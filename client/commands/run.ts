@@ -5,7 +5,7 @@ import { type Client, WorkflowFailedError } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { writeYamlAtomic } from '../../common/files.js';
 import { connectClient, ensureSearchAttributes, temporalTarget, workerIsPolling } from '../../common/temporal.js';
-import { redactEnvRef } from '../../config/env.js';
+import { redactEnvRef, redactSecrets } from '../../config/env.js';
 import { loadRunConfig, type LoadOptions } from '../../config/load.js';
 import { planTasks } from '../../config/plan.js';
 import type { RunConfig } from '../../config/schema.js';
@@ -32,7 +32,7 @@ export async function runCommand(opts: RunOptions, io: Output, connect: () => Pr
   const input = buildInvocationInput(cfg, plans, { invocationId, now: new Date() });
 
   if (opts.dryRun) {
-    io.out(opts.json ? json({ config: redactConfig(cfg), invocation: input }) : describeDryRun(cfg, input));
+    io.out(opts.json ? json(redactSecrets({ config: cfg, invocation: input })) : describeDryRun(cfg, input));
     return 0;
   }
   assertRunnable(cfg, input);
@@ -42,7 +42,7 @@ export async function runCommand(opts: RunOptions, io: Output, connect: () => Pr
     const namespace = temporalTarget().namespace;
     await ensureSearchAttributes(client, namespace);
     mkdirSync(input.runDir, { recursive: true });
-    writeYamlAtomic(join(input.runDir, 'launcher_config.yml'), redactConfig(cfg));
+    writeYamlAtomic(join(input.runDir, 'launcher_config.yml'), redactSecrets(cfg));
     const handle = await startInvocation(client, input, cfg.target.api_endpoint.url);
     opts.onStarted?.(input);
     if (!opts.json) {
@@ -78,29 +78,10 @@ async function warnIfNoWorker(client: Client, namespace: string, io: Output): Pr
   }
 }
 
-/** The resolved config with literal env values masked (host:/runtime: entries are names, not secrets). */
-export function redactConfig(cfg: RunConfig): unknown {
-  const redactMap = (vars: Record<string, string> | undefined) =>
-    vars &&
-    Object.fromEntries(
-      Object.entries(vars).map(([k, v]) => [k, v.startsWith('lit:') ? `lit:${redactEnvRef({ kind: 'lit', value: v.slice(4) })}` : v]),
-    );
-  return {
-    ...cfg,
-    env_vars: redactMap(cfg.env_vars),
-    evaluation: {
-      ...cfg.evaluation,
-      ...(cfg.evaluation.env_vars ? { env_vars: redactMap(cfg.evaluation.env_vars) } : {}),
-      tasks: cfg.evaluation.tasks.map((t) => (t.env_vars ? { ...t, env_vars: redactMap(t.env_vars) } : t)),
-    },
-    ...(cfg.export?.env_vars ? { export: { ...cfg.export, env_vars: redactMap(cfg.export.env_vars) } } : {}),
-  };
-}
-
 function describeDryRun(cfg: RunConfig, input: InvocationInput): string {
   const parts = [
     '# resolved config (dry run: nothing was started)',
-    stringify(redactConfig(cfg), { lineWidth: 0 }).trimEnd(),
+    stringify(redactSecrets(cfg), { lineWidth: 0 }).trimEnd(),
     '',
     `# invocation ${input.invocationId} would write to ${input.runDir}`,
   ];
@@ -114,7 +95,7 @@ function describeDryRun(cfg: RunConfig, input: InvocationInput): string {
         : `# command: node ${distPath('harness', 'cli.js')} run_eval --run_config ${join(task.jobDir, 'config_ef.yaml')} --stage_dir ${join(task.jobDir, 'logs')}`,
       `# env: ${env.length ? env.join(' ') : '(none)'}${task.endpoint.apiKeyName ? `; API key from $${task.endpoint.apiKeyName}` : ''}`,
       '# config_ef.yaml:',
-      stringify(task.runConfig, { lineWidth: 0 }).trimEnd(),
+      stringify(redactSecrets(task.runConfig), { lineWidth: 0 }).trimEnd(),
     );
   }
   return `${parts.join('\n')}\n`;

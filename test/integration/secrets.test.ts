@@ -7,6 +7,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
 import { answerFromTable, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
 import { cli, DATASETS, gsm8kHead, startedInvocationId, tempDir, writeConfig } from '../support/run-helpers.js';
 import { startWorker, testClient, testTarget, type RunningWorker } from '../support/temporal.js';
@@ -53,26 +54,24 @@ describe('secrets', () => {
     delete process.env.EVALFLOW_TEST_HF_TOKEN;
   });
 
-  it('stay out of workflow histories, dry-run output and run files', async () => {
+  /** A GSM8K run against the fixture, with the API key read from `apiKeyName` and the task's env_vars. */
+  function gsm8kConfig(opts: { apiKeyName: string; limit: number; taskEnv: Record<string, string> }): string {
     const dir = tempDir();
-    const config = writeConfig(
+    return writeConfig(
       dir,
-      `
-execution: {output_dir: ${dir}/results, runtime: process}
-target:
-  api_endpoint:
-    url: ${fixture.url}/v1/chat/completions
-    model_id: fixture-model
-    api_key_name: EVALFLOW_TEST_API_KEY
-evaluation:
-  nemo_evaluator_config: {config: {params: {limit_samples: 3}}}
-  tasks:
-    - name: evalflow.gsm8k
-      dataset_dir: ${DATASETS}
-      env_vars:
-        HF_TOKEN: host:EVALFLOW_TEST_HF_TOKEN
-`,
+      stringify({
+        execution: { output_dir: `${dir}/results`, runtime: 'process' },
+        target: { api_endpoint: { url: `${fixture.url}/v1/chat/completions`, model_id: 'fixture-model', api_key_name: opts.apiKeyName } },
+        evaluation: {
+          nemo_evaluator_config: { config: { params: { limit_samples: opts.limit } } },
+          tasks: [{ name: 'evalflow.gsm8k', dataset_dir: DATASETS, env_vars: opts.taskEnv }],
+        },
+      }),
     );
+  }
+
+  it('stay out of workflow histories, dry-run output and run files', async () => {
+    const config = gsm8kConfig({ apiKeyName: 'EVALFLOW_TEST_API_KEY', limit: 3, taskEnv: { HF_TOKEN: 'host:EVALFLOW_TEST_HF_TOKEN' } });
     const dry = await cli('run', '-c', config, '--dry-run');
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toContain('HF_TOKEN=host:EVALFLOW_TEST_HF_TOKEN');
@@ -100,5 +99,25 @@ evaluation:
     }
     // The key did reach the endpoint, as a bearer token on every request.
     expect(fixture.requests.map((r) => r.authorization)).toEqual([`Bearer ${API_KEY}`, `Bearer ${API_KEY}`, `Bearer ${API_KEY}`]);
+  });
+
+  it('a lit: value is masked in every dry-run form and the saved config, yet reaches the harness', async () => {
+    const LITERAL_KEY = 'sk-evalflow-literal-key-9876543210';
+    const config = gsm8kConfig({ apiKeyName: 'EVALFLOW_TEST_LITERAL_KEY', limit: 2, taskEnv: { EVALFLOW_TEST_LITERAL_KEY: `lit:${LITERAL_KEY}` } });
+    for (const flags of [[], ['--json']]) {
+      const dry = await cli('run', '-c', config, '--dry-run', ...flags);
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(dry.stdout).toContain('***3210');
+      expect(dry.stdout + dry.stderr).not.toContain(LITERAL_KEY);
+    }
+    const before = fixture.requests.length;
+    const res = await cli('run', '-c', config, '--wait');
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    const inv = startedInvocationId(res.stdout);
+    const status = await client.workflow.getHandle(`evalflow-${inv}`).query<InvocationStatus>('status');
+    expect(readFileSync(join(status.runDir, 'launcher_config.yml'), 'utf8')).toContain('lit:***3210');
+    for (const file of filesUnder(status.runDir)) expect(readFileSync(file, 'utf8'), file).not.toContain(LITERAL_KEY);
+    // The literal (not its mask) is what the harness sent.
+    expect(fixture.requests.slice(before).map((r) => r.authorization)).toEqual([`Bearer ${LITERAL_KEY}`, `Bearer ${LITERAL_KEY}`]);
   });
 });

@@ -403,9 +403,9 @@ describe('env', () => {
   it('redacts literal values for display and shows variable names', () => {
     expect(redactEnvRef({ kind: 'host', name: 'HF_TOKEN' })).toBe('host:HF_TOKEN');
     expect(redactEnvRef({ kind: 'runtime', name: 'X' })).toBe('runtime:X');
-    expect(redactEnvRef({ kind: 'lit', value: 'sk-1234567890abcd' })).toBe('***abcd');
-    expect(redactEnvRef({ kind: 'lit', value: '12345678' })).toBe('***');
-    expect(redactEnvRef({ kind: 'lit', value: '' })).toBe('***');
+    expect(redactEnvRef({ kind: 'lit', value: 'sk-1234567890abcd' })).toBe('lit:***abcd');
+    expect(redactEnvRef({ kind: 'lit', value: '12345678' })).toBe('lit:***');
+    expect(redactEnvRef({ kind: 'lit', value: '' })).toBe('lit:***');
   });
 });
 
