@@ -54,3 +54,20 @@ export function parseJsonl(text: string, source: string): JsonlRow[] {
 export async function readJsonl(path: string, what: string): Promise<JsonlRow[]> {
   return parseJsonl(await readDatasetText(path, what), path);
 }
+
+/**
+ * Round-robin over groups sorted by key (row 0 of every group, then row 1, …), each group keeping its order: a
+ * task whose samples fall into subsets orders them so, and `limit_samples` then takes a representative prefix.
+ */
+export function interleave<T>(groups: ReadonlyMap<string, readonly T[]>): T[] {
+  const lists = [...groups.keys()].sort().map((k) => groups.get(k) ?? []);
+  const out: T[] = [];
+  const longest = Math.max(0, ...lists.map((l) => l.length));
+  for (let row = 0; row < longest; row++) {
+    for (const list of lists) {
+      const item = list[row];
+      if (item !== undefined) out.push(item);
+    }
+  }
+  return out;
+}

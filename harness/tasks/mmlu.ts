@@ -9,10 +9,9 @@
  */
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { GroupResult, Metrics } from '../results-schema.js';
-import { meanScore } from './aggregate.js';
+import { accuracyBySubset } from './aggregate.js';
 import { parseCsv } from './csv.js';
-import { readDatasetText } from './dataset-io.js';
+import { interleave, readDatasetText } from './dataset-io.js';
 import { DatasetError } from './errors.js';
 import { extraParser } from './extra.js';
 import type { ChatMessage, EndpointType, Prompt, SampleScore, TaskDefinition, TaskSample } from './types.js';
@@ -250,12 +249,6 @@ export function buildMmluPrompt(sample: TaskSample, endpointType: EndpointType):
   return { kind: 'completions', prompt: `${header}${shots}${questionBlock(d)}\nAnswer:`, stop: ['\n'] };
 }
 
-// ---------------------------------------------------------------------------------------------- aggregation
-
-function accuracy(values: readonly number[]): Metrics[string] {
-  return { scores: { accuracy: meanScore(values) } };
-}
-
 // ---------------------------------------------------------------------------------------------- task
 
 async function readSubject(datasetDir: string, split: 'test' | 'dev', subject: string): Promise<MmluQuestion[]> {
@@ -288,15 +281,7 @@ export const mmlu: TaskDefinition = {
         });
       }),
     );
-    const samples: TaskSample[] = [];
-    const longest = Math.max(0, ...perSubject.map((s) => s.length));
-    for (let row = 0; row < longest; row++) {
-      for (const list of perSubject) {
-        const s = list[row];
-        if (s !== undefined) samples.push(s);
-      }
-    }
-    return samples;
+    return interleave(new Map(subjects.map((subject, i) => [subject, perSubject[i] ?? []])));
   },
 
   buildPrompt(sample, endpointType) {
@@ -310,24 +295,6 @@ export const mmlu: TaskDefinition = {
   },
 
   aggregate(scored) {
-    const all: number[] = [];
-    const bySubject = new Map<string, number[]>();
-    for (const { sample, score } of scored) {
-      all.push(score.score);
-      const subject = sample.subset ?? data(sample).subject;
-      let list = bySubject.get(subject);
-      if (!list) bySubject.set(subject, (list = []));
-      list.push(score.score);
-    }
-    const groups: Record<string, GroupResult> = {};
-    const subjectAccuracies: number[] = [];
-    for (const subject of [...bySubject.keys()].sort()) {
-      const metric = accuracy(bySubject.get(subject) ?? []);
-      groups[subject] = { metrics: { accuracy: metric } };
-      subjectAccuracies.push(metric.scores.accuracy?.value ?? 0);
-    }
-    const macro = subjectAccuracies.length === 0 ? 0 : subjectAccuracies.reduce((a, b) => a + b, 0) / subjectAccuracies.length;
-    const metrics: Metrics = { accuracy: { scores: { accuracy: meanScore(all), macro: { value: macro } } } };
-    return { metrics, group: { metrics, groups } };
+    return accuracyBySubset(scored, { macro: true });
   },
 };

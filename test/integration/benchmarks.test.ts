@@ -1,0 +1,102 @@
+/**
+ * The built-in benchmarks end to end: CLI → real Temporal dev server → worker → harness process → the fixture
+ * endpoint, whose scripted answers give exactly known scores. One invocation runs every benchmark in parallel.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { limitSamples } from '../../harness/engine.js';
+import { getBuiltinTask } from '../../harness/tasks/index.js';
+import type { TaskSample } from '../../harness/tasks/types.js';
+import type { InvocationStatus } from '../../workflows/types.js';
+import { startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { cli, DATASETS, readYaml, startedInvocationId, tempDir, writeConfig } from '../support/run-helpers.js';
+import { startWorker, testClient, testTarget, type RunningWorker } from '../support/temporal.js';
+
+const MATH500_N = 7;
+const MATH500_CORRECT = 4;
+
+async function firstSamples(task: string, n: number): Promise<TaskSample[]> {
+  return limitSamples(await getBuiltinTask(task).loadSamples({ datasetDir: DATASETS, extra: {} }), n);
+}
+
+/** Answers keyed by a substring of the prompt (the problem text); the first key found in the prompt wins. */
+function scriptedAnswers(table: ReadonlyMap<string, string>): (prompt: string) => string {
+  return (prompt) => {
+    for (const [key, answer] of table) if (prompt.includes(key)) return answer;
+    return 'no scripted answer';
+  };
+}
+
+describe('built-in benchmarks through evalflow run (process runtime, fixture endpoint)', () => {
+  let fixture: FixtureServer;
+  let worker: RunningWorker;
+  let client: Client;
+  const answers = new Map<string, string>();
+
+  beforeAll(async () => {
+    process.env.TEMPORAL_ADDRESS = testTarget().address;
+    // MATH-500: the first answers are right but written differently from the reference (\dfrac, spaces, units).
+    for (const [i, sample] of (await firstSamples('math500', MATH500_N)).entries()) {
+      const { problem } = sample.data as { problem: string };
+      const answer = i < MATH500_CORRECT ? sample.groundTruth.replaceAll('\\frac', '\\dfrac').replaceAll(',', ', ') : `${sample.groundTruth}+1`;
+      answers.set(problem, `Let us work it out.\nThe answer is $\\boxed{${answer}}$.`);
+    }
+    fixture = await startFixtureServer({ answer: scriptedAnswers(answers) });
+    worker = await startWorker();
+    client = await testClient();
+  });
+
+  afterAll(async () => {
+    await worker?.stop();
+    await fixture?.close();
+    await client?.connection.close();
+  });
+
+  it('scores every benchmark exactly', async () => {
+    const dir = tempDir();
+    const config = writeConfig(
+      dir,
+      `
+execution:
+  output_dir: ${dir}/results
+  runtime: process
+  mode: parallel
+target:
+  api_endpoint:
+    url: ${fixture.url}/v1/chat/completions
+    model_id: fixture-model
+    type: chat
+evaluation:
+  nemo_evaluator_config:
+    config:
+      params: {parallelism: 4, temperature: 0}
+  tasks:
+    - name: evalflow.math500
+      dataset_dir: ${DATASETS}
+      nemo_evaluator_config: {config: {params: {limit_samples: ${MATH500_N}}}}
+`,
+    );
+    const res = await cli('run', '-c', config, '--wait');
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    const inv = startedInvocationId(res.stdout);
+    const status = await client.workflow.getHandle(`evalflow-${inv}`).query<InvocationStatus>('status');
+    expect(status.tasks.map((t) => t.stage)).toEqual(['succeeded']);
+
+    const jobDir = (task: string) => status.tasks.find((t) => t.jobName.startsWith(task))?.jobDir as string;
+    const results = readYaml<{
+      samples: Record<string, number>;
+      results: { tasks: Record<string, { metrics: Record<string, { scores: Record<string, { value: number }> }> }>; groups: Record<string, { groups: Record<string, unknown> }> };
+    }>(join(jobDir('math500'), 'artifacts', 'results.yml'));
+    expect(results.samples).toMatchObject({ total: MATH500_N, scored: MATH500_N, errors: 0 });
+    expect(results.results.tasks.math500?.metrics.accuracy?.scores.accuracy?.value).toBeCloseTo(MATH500_CORRECT / MATH500_N, 12);
+    expect(Object.keys(results.results.groups.math500?.groups ?? {})).toHaveLength(7);
+    const perSample = readFileSync(join(jobDir('math500'), 'artifacts', 'nemo-evaluator-per-sample-outputs', 'math500.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { answer: string; score: number });
+    expect(perSample.map((s) => s.score)).toEqual([1, 1, 1, 1, 0, 0, 0]);
+    expect(status.tasks[0]?.metrics?.math500_accuracy).toBeCloseTo(MATH500_CORRECT / MATH500_N, 12);
+  });
+});
