@@ -5,12 +5,14 @@
  */
 
 /** Characters that are never special to a POSIX shell; a word made only of them is left as it is (readability). */
-const PLAIN_WORD = /^[A-Za-z0-9_@%+:,./-]+$/;
+const PLAIN_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
+/** `NAME=…` is an assignment where a command name is expected: always quoted. */
+const ASSIGNMENT = /^[A-Za-z_][A-Za-z0-9_]*=/;
 
 export function shellQuote(value: string | number): string {
   const text = String(value);
   if (text.includes('\0')) throw new Error('a shell word cannot contain a NUL byte');
-  if (PLAIN_WORD.test(text)) return text;
+  if (PLAIN_WORD.test(text) && !ASSIGNMENT.test(text)) return text;
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 

@@ -22,7 +22,16 @@ const EnvVarsSchema = z.record(z.string().regex(ENV_NAME_RE, 'must be an environ
 
 const MountMapSchema = z.record(z.string().min(1), z.string().min(1));
 
-const ExecutionSchema = z
+/** Keys every executor shares: ours (watch and relaunch budgets) and upstream's auto-export. */
+const executionCommon = {
+  /** Ours: seconds without a heartbeat from the watcher before another worker takes over. */
+  heartbeat_timeout: z.number().min(10).default(60),
+  /** Ours: launches per task, counting relaunches after a lost, killed or timed-out harness. */
+  max_attempts: z.number().int().min(1).default(3),
+  auto_export: z.object({ destinations: z.array(z.string().min(1)) }).strict().optional(),
+};
+
+const LocalExecutionSchema = z
   .object({
     type: z.literal('local'),
     output_dir: z.string().min(1),
@@ -34,10 +43,6 @@ const ExecutionSchema = z
     extra_docker_args: z.string().default(''),
     /** Parallel mode: how many tasks run at once (all when unset). */
     max_parallel_tasks: z.number().int().min(1).nullish(),
-    /** Ours: seconds without a heartbeat from the watcher before another worker takes over. */
-    heartbeat_timeout: z.number().min(10).default(60),
-    /** Ours: launches per task, counting relaunches after a lost or killed harness. */
-    max_attempts: z.number().int().min(1).default(3),
     mounts: z
       .object({
         deployment: MountMapSchema.optional(),
@@ -47,9 +52,95 @@ const ExecutionSchema = z
       })
       .strict()
       .optional(),
-    auto_export: z.object({ destinations: z.array(z.string().min(1)) }).strict().optional(),
+    ...executionCommon,
   })
   .strict();
+
+/** One line, no NUL: what an `#SBATCH` directive or a pyxis option can carry (values are escaped when written). */
+const OneLine = z.string().min(1).regex(/^[^\n\r\0]*$/, 'must be a single line');
+/** Slurm's `[D-]HH:MM:SS` (hours may exceed 24, as upstream's max_walltime 120:00:00). */
+export const WALLTIME_RE = /^(?:\d+-)?\d+:[0-5]\d:[0-5]\d$/;
+const Walltime = z.string().regex(WALLTIME_RE, "must be a duration like '01:30:00' or '2-00:00:00'");
+/** Remote paths go into pyxis' comma-separated `--container-mounts`: absolute, one line, no commas. */
+const RemotePath = z.string().regex(/^\/[^,\n\r\0]*$/, 'must be an absolute path without commas');
+const RemoteMountMapSchema = z.record(RemotePath, z.string().regex(/^\/[^,\n\r\0]*$/, "must be an absolute container path (':ro' allowed), without commas"));
+/** `#SBATCH` options evalflow sets itself: one job per attempt, its name, its log, never requeued by Slurm. */
+export const SBATCH_RESERVED_FLAGS = ['job-name', 'output', 'error', 'requeue', 'no-requeue', 'time', 'parsable', 'wrap', 'chdir', 'array', 'dependency'];
+
+/**
+ * `execution.type: slurm` (upstream's keys and defaults, plus ours marked as such). Joins the execution
+ * union when the Slurm executor lands on the executor interface (until then `run` refuses slurm configs).
+ */
+export const SlurmExecutionSchema = z
+  .object({
+    type: z.literal('slurm'),
+    /** The login node evalflow reaches over SSH. */
+    hostname: z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'must be a host name or address'),
+    username: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'must be a user name'),
+    /** Slurm account (`--account`); null omits the flag (clusters without accounting). */
+    account: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'must be letters, digits, _ . -').nullable(),
+    /** Absolute path on the cluster, shared by the login and compute nodes: the remote run dirs. */
+    output_dir: z.string().regex(/^\/[^\n\r\0%\\]*$/, "must be an absolute path on the cluster, without '%' or '\\' (Slurm reads those in --output)"),
+    partition: OneLine.nullish(),
+    /** Upstream runs auto-export as a CPU job here; evalflow exports from the worker (warned when set). */
+    cpu_partition: OneLine.nullish(),
+    num_nodes: z.number().int().min(1).default(1),
+    /** Upstream: independent deployment instances behind HAProxy; evalflow supports 1. */
+    num_instances: z.literal(1, 'only 1 is supported (several instances behind HAProxy are not supported yet)').default(1),
+    ntasks_per_node: z.number().int().min(1).default(1),
+    gres: OneLine.nullish(),
+    gpus_per_node: z.number().int().min(0).nullish(),
+    /** Time limit of one Slurm job (one attempt). */
+    walltime: Walltime.default('01:00:00'),
+    /** Total time across resubmissions after time limits and preemptions; null: unlimited. */
+    max_walltime: Walltime.nullable().default('120:00:00'),
+    /** Seconds the job waits for its co-scheduled deployment; null: the walltime. */
+    endpoint_readiness_timeout: z.number().positive().nullish(),
+    /** Part of the Slurm job name: `<account>-<subproject>.<job id>-a<attempt>`. */
+    subproject: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'must be letters, digits, _ . -').default('evalflow'),
+    sbatch_comment: OneLine.nullish(),
+    /** Extra `#SBATCH --<flag>[=value]`: true sets a bare flag, false/null omits it. */
+    sbatch_extra_flags: z
+      .record(
+        z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/, 'must be an sbatch option name').refine((k) => !SBATCH_RESERVED_FLAGS.includes(k), 'is set by evalflow itself'),
+        z.union([z.string().regex(/^[^\n\r\0]*$/, 'must be a single line'), z.number(), z.boolean(), z.null()]),
+      )
+      .default({}),
+    deployment: z.object({ n_tasks: z.number().int().min(1).optional() }).strict().optional(),
+    mounts: z
+      .object({
+        deployment: RemoteMountMapSchema.optional(),
+        evaluation: RemoteMountMapSchema.optional(),
+        auxiliary: z.record(z.string(), RemoteMountMapSchema).optional(),
+        mount_home: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    /** Ours: `pyxis` runs the harness (and deployment) image with `srun --container-image`; `none` runs them on the node. */
+    runtime: z.enum(['pyxis', 'none']).default('pyxis'),
+    /** Ours, runtime `none`: the command that starts evalflow's harness CLI on the node (each word quoted). */
+    harness_command: z.array(OneLine).min(1).default(['evalflow', 'harness']),
+    /** Ours: how evalflow connects. Host keys: known_hosts, or pinned here; unknown keys are refused unless trust_on_first_use. */
+    ssh: z
+      .object({
+        port: z.number().int().min(1).max(65535).default(22),
+        /** Private key file; else the agent at SSH_AUTH_SOCK. */
+        key_file: z.string().min(1).nullish(),
+        known_hosts_file: z.string().min(1).nullish(),
+        /** Pinned host key(s), `ssh-ed25519 AAAA…`; when set, known_hosts is not consulted. */
+        host_key: z.union([OneLine, z.array(OneLine).min(1)]).nullish(),
+        trust_on_first_use: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    /** Ours: seconds between two looks at the job (squeue/sacct over the one SSH connection). */
+    poll_interval: z.number().min(1).default(30),
+    ...executionCommon,
+  })
+  .strict();
+
+const ExecutionSchema = LocalExecutionSchema;
+export type SlurmExecution = z.infer<typeof SlurmExecutionSchema>;
 
 /**
  * Upstream's launcher passes `nemo_evaluator_config` to the harness container as it is, and the core

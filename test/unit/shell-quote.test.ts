@@ -32,6 +32,7 @@ describe('shellQuote', () => {
     expect(shellQuote('abc-1.2_x/y:z@h,%j')).toBe('abc-1.2_x/y:z@h,%j');
     expect(shellQuote(42)).toBe('42');
     expect(shellQuote('a=b')).toBe("'a=b'");
+    expect(shellQuote('--time=01:00:00')).toBe('--time=01:00:00');
   });
 
   it('makes every value exactly one word that sh and bash read back unchanged', () => {
