@@ -1,61 +1,91 @@
 /**
  * Activities: the only place where evalflow does I/O. Built by `createActivities(deps)` so the worker
- * wires real backends and tests can inject their own. Every activity is idempotent: a retry after a
+ * wires real executors and tests can inject their own. Every activity is idempotent: a retry after a
  * worker crash re-attaches to what is already running instead of starting it again.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ApplicationFailure, Context, heartbeat, log } from '@temporalio/activity';
-import type { Backend } from '../backends/types.js';
+import { executorFor } from '../backends/registry.js';
+import type { Executor, ExecutorRegistry } from '../backends/types.js';
+import type { HostIdentity } from '../backends/local/host.js';
+import { MissingEnvVarError, resolveHostEnv } from '../core/env-refs.js';
+import type { ExecutorHandle } from '../core/executor.js';
+import { hostTaskQueue, jobIdOf, launchName } from '../core/ids.js';
+import type { PollResult } from '../core/outcome.js';
+import type { Progress } from '../core/progress.js';
 import { exportLocal, exportRow } from '../exporters/local.js';
 import { flattenMetrics, readResultsFile, ResultsFormatError } from '../harness/results-schema.js';
-import type {
-  ExportDestination,
-  HarnessHandle,
-  Progress,
-  ResolvedEvaluationInput,
-} from '../workflows/types.js';
+import type { ExportDestination, ResolvedEvaluationInput, SampleCounts } from '../workflows/types.js';
 import { probeEndpoint } from './endpoint.js';
 
 export interface ActivityDeps {
-  backends: { local: Backend };
-  /** Where `host:`/`runtime:` env references and API keys are read (default: process.env). */
+  executors: ExecutorRegistry;
+  /** This worker's host: handles of host-bound executors are routed to its task queue. */
+  host: HostIdentity;
+  /** Where `host:` env references and API keys are read (default: process.env). */
   env?: Record<string, string | undefined>;
   /** watchHarness poll period; the heartbeat goes out at least this often. */
   pollIntervalMs?: number;
-}
-
-export interface WatchResult {
-  state: 'running' | 'exited' | 'lost';
-  exitCode?: number;
-  progress?: Progress;
 }
 
 export interface CollectedResults {
   resultsPath: string;
   samplesPath: string;
   metrics: Record<string, number>;
-  samples: { total: number; scored: number; errors: number; cached: number };
+  samples: SampleCounts;
   progress: Progress;
 }
 
 export function createActivities(deps: ActivityDeps) {
   const env = deps.env ?? process.env;
   const pollIntervalMs = deps.pollIntervalMs ?? 1000;
-  const backendFor = (handle: { backend: 'local' }) => deps.backends[handle.backend];
+  const hostQueue = hostTaskQueue(deps.host.id);
+  const forHandle = (raw: ExecutorHandle) => {
+    const executor = executorFor(deps.executors, raw.executor);
+    return { executor, handle: executor.parseHandle(raw) };
+  };
+  /** A handle as the workflow gets it: host-bound ones name the queue of this host's workers. */
+  const routed = (executor: Executor, handle: ExecutorHandle): ExecutorHandle =>
+    executor.hostBound ? { ...handle, taskQueue: hostQueue } : handle;
+  const jobEnv = (ev: ResolvedEvaluationInput) => {
+    try {
+      return resolveHostEnv(ev.env, env, `worker host ${deps.host.hostname}`);
+    } catch (err) {
+      throw missingEnvFailure(err);
+    }
+  };
 
   return {
-    /** Waits until the endpoint answers HTTP (any status below 500), heartbeating meanwhile. */
-    async prepareEndpoint(input: { url: string; apiKeyName: string | null; readinessTimeoutS: number }): Promise<{ readyAfterS: number }> {
+    /**
+     * Waits until the endpoint answers HTTP (any status below 500), heartbeating meanwhile. With a
+     * deployed server, fails early (with the server's state) if the server ends while it is awaited.
+     */
+    async prepareEndpoint(input: {
+      url: string;
+      apiKeyName: string | null;
+      readinessTimeoutS: number;
+      server?: ExecutorHandle;
+    }): Promise<{ readyAfterS: number }> {
       const started = Date.now();
       const deadline = started + input.readinessTimeoutS * 1000;
       const apiKey = input.apiKeyName ? env[input.apiKeyName] : undefined;
+      const server = input.server ? forHandle(input.server) : undefined;
       let lastProblem = '';
       for (;;) {
         const problem = await probeEndpoint(input.url, apiKey);
         if (problem === null) return { readyAfterS: (Date.now() - started) / 1000 };
         if (problem !== lastProblem) log.info('endpoint not ready yet', { url: input.url, problem });
         lastProblem = problem;
+        if (server) {
+          const { outcome } = await server.executor.poll(server.handle);
+          if (outcome.kind !== 'running' && outcome.kind !== 'queued') {
+            throw ApplicationFailure.nonRetryable(
+              `the model server ${server.handle.display} ended before ${input.url} was ready (${outcome.kind}${'reason' in outcome && outcome.reason ? `: ${outcome.reason}` : ''}); last answer: ${problem}; see ${server.handle.jobDir}/logs/server_stdout.log`,
+              'DeploymentFailed',
+            );
+          }
+        }
         heartbeat({ waitingFor: input.url, problem });
         if (Date.now() >= deadline) {
           throw ApplicationFailure.nonRetryable(
@@ -67,43 +97,79 @@ export function createActivities(deps: ActivityDeps) {
       }
     },
 
-    async launchHarness(input: { evaluation: ResolvedEvaluationInput; attempt: number }): Promise<HarnessHandle> {
+    /** Starts (or adopts) the job's model server; null when the executor runs it inside the harness launch. */
+    async deployServer(input: { evaluation: ResolvedEvaluationInput }): Promise<ExecutorHandle | null> {
       const ev = input.evaluation;
-      if (ev.runtime !== 'process') {
-        throw ApplicationFailure.nonRetryable(`runtime ${ev.runtime} is not supported by this worker yet (the Docker backend is the next milestone)`, 'UnsupportedRuntime');
+      const executor = executorFor(deps.executors, ev.executor.kind);
+      const { deployment } = ev;
+      if (!deployment) return null;
+      const deploy = executor.deploy?.bind(executor);
+      if (!deploy) {
+        throw ApplicationFailure.nonRetryable(`the ${ev.executor.kind} executor cannot start a '${deployment.type}' deployment`, 'UnsupportedDeployment');
       }
-      const name = `evalflow-${ev.invocationId}.${ev.taskIndex}-a${input.attempt}`;
-      const handle = await deps.backends[ev.backend].launch({
-        name,
-        jobDir: ev.jobDir,
-        attempt: input.attempt,
-        runConfig: ev.runConfig,
-        env: resolveEnv(ev.env, env),
-      });
-      log.info('harness launched', { name, pid: handle.pid });
-      return handle;
+      const jobId = jobIdOf(ev.invocationId, ev.taskIndex);
+      const { values, runtime } = jobEnv(ev);
+      const handle = await nonRetryableIfMissingEnv(() =>
+        deploy({
+          jobId,
+          jobDir: ev.jobDir,
+          name: `${launchName(jobId, 0)}-server`,
+          executor: ev.executor,
+          deployment,
+          env: values,
+          runtimeEnv: runtime,
+        }),
+      );
+      if (!handle) return null;
+      log.info('model server started', { jobId, server: handle.display });
+      return routed(executor, handle);
+    },
+
+    async launchHarness(input: { evaluation: ResolvedEvaluationInput; attempt: number }): Promise<ExecutorHandle> {
+      const ev = input.evaluation;
+      const executor = executorFor(deps.executors, ev.executor.kind);
+      const jobId = jobIdOf(ev.invocationId, ev.taskIndex);
+      const { values, runtime } = jobEnv(ev);
+      const handle = await nonRetryableIfMissingEnv(() =>
+        executor.launch({
+          jobId,
+          jobDir: ev.jobDir,
+          attempt: input.attempt,
+          name: launchName(jobId, input.attempt),
+          executor: ev.executor,
+          builtinHarness: ev.builtinHarness,
+          runConfig: ev.runConfig,
+          env: values,
+          runtimeEnv: runtime,
+        }),
+      );
+      log.info('harness launched', { jobId, attempt: input.attempt, where: handle.display });
+      return routed(executor, handle);
     },
 
     /**
-     * Polls the harness until it ends or `returnAfterS` passes (then returns `running`, so the workflow
-     * can record progress). Never launches anything: a retry on another worker simply re-attaches.
+     * Polls the harness until it ends or `returnAfterS` passes (then returns its current state, so the
+     * workflow can record progress). Never launches anything: a retry on another worker re-attaches.
      */
-    async watchHarness(input: { handle: HarnessHandle; returnAfterS: number }): Promise<WatchResult> {
-      const backend = backendFor(input.handle);
+    async watchHarness(input: { handle: ExecutorHandle; returnAfterS: number }): Promise<PollResult> {
+      const { executor, handle } = forHandle(input.handle);
       const until = Date.now() + input.returnAfterS * 1000;
       for (;;) {
-        const status = await backend.poll(input.handle);
-        heartbeat({ state: status.state, progress: status.progress });
-        if (status.state !== 'running' || Date.now() >= until) return status;
+        const result = await executor.poll(handle);
+        heartbeat({ state: result.outcome.kind, progress: result.progress });
+        if ((result.outcome.kind !== 'running' && result.outcome.kind !== 'queued') || Date.now() >= until) return result;
         await Context.current().sleep(pollIntervalMs);
       }
     },
 
-    async collectResults(input: { jobDir: string }): Promise<CollectedResults> {
-      const artifacts = join(input.jobDir, 'artifacts');
+    /** Brings the artifacts home (remote executors) and reads results.yml. */
+    async collectResults(input: { handle: ExecutorHandle; builtinHarness: boolean }): Promise<CollectedResults> {
+      const { executor, handle } = forHandle(input.handle);
+      await executor.fetchArtifacts(handle);
+      const artifacts = join(handle.jobDir, 'artifacts');
       const resultsPath = join(artifacts, 'results.yml');
       if (!existsSync(resultsPath)) {
-        throw ApplicationFailure.nonRetryable(`the harness wrote no ${resultsPath}; see ${input.jobDir}/logs/client_stdout.log`, 'ResultsMissing');
+        throw ApplicationFailure.nonRetryable(`the harness wrote no ${resultsPath}; see ${handle.jobDir}/logs/client_stdout.log`, 'ResultsMissing');
       }
       try {
         const results = readResultsFile(resultsPath);
@@ -145,34 +211,36 @@ export function createActivities(deps: ActivityDeps) {
       return written;
     },
 
-    /** Teardown: stops the harness if it still runs. Safe to call at any time, any number of times. */
-    async stopHarness(input: { handle: HarnessHandle }): Promise<{ wasRunning: boolean }> {
-      const wasRunning = await backendFor(input.handle).stop(input.handle);
-      if (wasRunning) log.info('harness stopped', { name: input.handle.name });
-      return { wasRunning };
+    /**
+     * Teardown: stops every handle the workflow holds, then whatever else of the job the executor finds
+     * (a launch cut short by a cancellation). Safe to call at any time, any number of times.
+     */
+    async teardownJob(input: { evaluation: ResolvedEvaluationInput; handles: ExecutorHandle[] }): Promise<{ stopped: number }> {
+      const ev = input.evaluation;
+      let stopped = 0;
+      // Harnesses first (newest first), the model server last: the harness may still be sending to it.
+      for (const raw of [...input.handles].reverse().sort((a, b) => (a.role === b.role ? 0 : a.role === 'server' ? 1 : -1))) {
+        const { executor, handle } = forHandle(raw);
+        if (await executor.stop(handle)) {
+          stopped++;
+          log.info('stopped', { what: handle.display });
+        }
+      }
+      stopped += await executorFor(deps.executors, ev.executor.kind).stopJob({ jobId: jobIdOf(ev.invocationId, ev.taskIndex), jobDir: ev.jobDir });
+      return { stopped };
     },
   };
 }
 
-/** Resolves env references on this host. Values stay in memory: never logged, never returned. */
-export function resolveEnv(
-  refs: ResolvedEvaluationInput['env'],
-  env: Record<string, string | undefined>,
-): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, ref] of Object.entries(refs)) {
-    if (ref.kind === 'lit') {
-      out[name] = ref.value;
-      continue;
-    }
-    const value = env[ref.name];
-    if (value === undefined) {
-      throw ApplicationFailure.nonRetryable(
-        `env var ${name} = ${ref.kind}:${ref.name}, but ${ref.name} is not set where the worker runs`,
-        'MissingEnvVar',
-      );
-    }
-    out[name] = value;
+/** A variable that is not set will not appear by retrying: fail the task at once, naming it. */
+function missingEnvFailure(err: unknown): unknown {
+  return err instanceof MissingEnvVarError ? ApplicationFailure.nonRetryable(err.message, 'MissingEnvVar') : err;
+}
+
+async function nonRetryableIfMissingEnv<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw missingEnvFailure(err);
   }
-  return out;
 }

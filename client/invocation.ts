@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { planExecution } from '../backends/plans.js';
 import type { TaskPlan } from '../config/plan.js';
 import type { RunConfig } from '../config/schema.js';
 import { ConfigError } from '../config/errors.js';
@@ -29,19 +30,20 @@ export function buildInvocationInput(
   const runDir = join(cfg.execution.output_dir, runDirName(ids.now, ids.invocationId));
   const endpoint = cfg.target.api_endpoint;
   const exports = exportDestinations(cfg);
+  const jobs = plans.map((plan) => {
+    const jobDir = join(runDir, plan.jobName);
+    return { plan, jobDir, execution: planExecution(cfg, plan, jobDir) };
+  });
   return {
     invocationId: ids.invocationId,
     runDir,
     model: endpoint.model_id,
-    backend: 'local',
+    backend: jobs[0]?.execution.backend ?? cfg.execution.type,
     mode: cfg.execution.mode,
     ...(cfg.execution.max_parallel_tasks ? { maxParallel: cfg.execution.max_parallel_tasks } : {}),
-    tasks: plans.map((plan) => {
-      const jobDir = join(runDir, plan.jobName);
-      const inContainer = cfg.execution.runtime === 'docker';
+    tasks: jobs.map(({ plan, jobDir, execution }) => {
       const { params = {} } = plan.evaluatorConfig.config;
-      // In a container the job's artifacts dir is mounted at /results and dataset_dir at its mount path.
-      const datasetDir = inContainer ? plan.datasetMountPath : plan.datasetDir;
+      const { outputDir, datasetDir } = execution.harnessPaths;
       const extra = { ...(params.extra ?? {}), ...(datasetDir ? { dataset_dir: datasetDir } : {}) };
       const apiEndpoint = plan.evaluatorConfig.target.api_endpoint;
       return {
@@ -50,9 +52,8 @@ export function buildInvocationInput(
         taskName: plan.task.fullName,
         jobName: plan.jobName,
         jobDir,
-        backend: 'local' as const,
-        runtime: cfg.execution.runtime,
-        ...(plan.container ? { container: plan.container } : {}),
+        builtinHarness: plan.task.builtin,
+        executor: execution.executor,
         endpoint: {
           url: endpoint.url,
           modelId: endpoint.model_id,
@@ -61,7 +62,7 @@ export function buildInvocationInput(
           readinessTimeoutS: cfg.execution.endpoint_readiness_timeout,
         },
         runConfig: {
-          config: { type: plan.task.name, output_dir: inContainer ? '/results' : join(jobDir, 'artifacts'), params: { ...params, extra } },
+          config: { type: plan.task.name, output_dir: outputDir, params: { ...params, extra } },
           target: {
             api_endpoint: {
               url: endpoint.url,
@@ -88,7 +89,7 @@ export function assertRunnable(cfg: RunConfig, input: InvocationInput): void {
       throw new ConfigError(`execution.auto_export.destinations[${i}]: export destination '${dest}' is not supported yet (supported: local)`, `execution.auto_export.destinations[${i}]`);
     }
   }
-  if (input.tasks.some((t) => t.runtime === 'docker')) {
+  if (input.tasks.some((t) => t.executor.kind === 'docker')) {
     throw new ConfigError(
       'execution.runtime: docker is not supported yet (the Docker backend is the next milestone); use --dry-run to see the plan, or set execution.runtime=process to run evalflow.* tasks as local processes',
       'execution.runtime',

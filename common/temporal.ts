@@ -1,7 +1,8 @@
 /** Connecting to Temporal, shared by the CLI, the worker and the client script. */
 import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
-import { SEARCH_ATTRIBUTES, TASK_QUEUE } from '../workflows/types.js';
+import { TASK_QUEUE } from '../core/ids.js';
+import { SEARCH_ATTRIBUTES } from '../core/search-attributes.js';
 
 export interface TemporalTarget {
   address: string;

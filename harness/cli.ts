@@ -2,8 +2,8 @@
  * `run_eval`: the nemo-evaluator harness contract. Also the entrypoint of the harness image and of the
  * process runtime (`node dist/harness/cli.js run_eval …`, kept free of the launcher's heavier imports).
  *
- * Exit codes: 0 success · 1 unexpected error · 2 invalid run config · 3 too many failed samples (results
- * written) · 130/143 interrupted by SIGINT/SIGTERM (responses so far cached for a resume).
+ * Exit codes (core/harness-contract.ts): 0 success · 1 unexpected error · 2 invalid run config · 3 too many
+ * failed samples (results written) · 130/143 interrupted by SIGINT/SIGTERM (responses so far cached).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,9 +11,10 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parse as parseYamlValue } from 'yaml';
 import { writeFileAtomic } from '../common/files.js';
+import { formatStageExit, HARNESS_EXIT as EXIT, STAGE_FILES } from '../core/harness-contract.js';
 import { HarnessConfigError, InterruptedError, readRunConfigFile, runEvaluation } from './engine.js';
 
-export const EXIT = { ok: 0, error: 1, config: 2, tooManyErrors: 3 } as const;
+export { EXIT };
 
 const USAGE = `usage: run_eval --run_config FILE [--output_dir DIR] [--eval_type TASK] [--model_id ID]
                 [--model_url URL] [--model_type chat|completions] [--api_key_name VAR]
@@ -151,11 +152,11 @@ class StageFiles {
   }
 
   running(): void {
-    if (this.dir) writeFileAtomic(join(this.dir, 'stage.running'), `${new Date().toISOString()} ${process.pid}\n`);
+    if (this.dir) writeFileAtomic(join(this.dir, STAGE_FILES.running), `${new Date().toISOString()} ${process.pid}\n`);
   }
 
   exit(code: number): void {
-    if (this.dir) writeFileAtomic(join(this.dir, 'stage.exit'), `${new Date().toISOString()} ${code}\n`);
+    if (this.dir) writeFileAtomic(join(this.dir, STAGE_FILES.exit), formatStageExit(new Date(), code));
   }
 }
 

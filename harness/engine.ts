@@ -2,6 +2,8 @@
  * The built-in evaluation engine: loads a task's samples, sends them to the endpoint with bounded
  * concurrency, reuses cached responses, scores, and writes the upstream-format output files.
  */
+import { PROGRESS_FILES } from '../core/harness-contract.js';
+import type { Progress } from '../core/progress.js';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
@@ -33,12 +35,7 @@ const EngineExtraSchema = z.object({
 });
 const ENGINE_EXTRA_KEYS = ['dataset_dir', 'max_error_rate'];
 
-export interface Progress {
-  total: number;
-  done: number;
-  cached: number;
-  errors: number;
-}
+export type { Progress } from '../core/progress.js';
 
 export interface RunOptions {
   runConfig: HarnessRunConfig;
@@ -323,8 +320,8 @@ class ProgressWriter {
   flush(): void {
     if (this.progress.done === this.lastWritten) return;
     this.lastWritten = this.progress.done;
-    writeFileAtomic(join(this.outputDir, 'progress'), `${this.progress.done}\n`);
-    writeFileAtomic(join(this.outputDir, 'progress.json'), JSON.stringify(this.progress));
+    writeFileAtomic(join(this.outputDir, PROGRESS_FILES.count), `${this.progress.done}\n`);
+    writeFileAtomic(join(this.outputDir, PROGRESS_FILES.json), JSON.stringify(this.progress));
     this.onProgress?.({ ...this.progress });
   }
 

@@ -1,30 +1,24 @@
 /**
- * The evalflow worker: polls task queue `evalflow`, runs both workflows and the activities with real
- * backends wired in. Any number of workers may run; a crashed worker's watch is taken over by another.
+ * The evalflow worker: polls task queue `evalflow` (both workflows, every activity) and its host's own
+ * queue (the activities of local processes and containers it started), with the real executors wired in.
+ * Any number of workers may run; a crashed worker's watch is taken over by another on the same host.
  */
-import { existsSync } from 'node:fs';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
-import { createActivities, type ActivityDeps } from '../activities/index.js';
-import { ProcessBackend } from '../backends/local/process.js';
-import { distPath } from '../common/paths.js';
+import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
+import type { ActivityDeps } from '../activities/index.js';
 import { connectClient, ensureSearchAttributes, temporalTarget, type TemporalTarget } from '../common/temporal.js';
-import { TASK_QUEUE } from '../workflows/types.js';
+import { createWorkers } from './workers.js';
+
+export { workflowCodeOptions } from './workers.js';
 
 export interface RunWorkerOptions {
   target?: TemporalTarget;
   taskQueue?: string;
-  activityDeps?: Partial<ActivityDeps>;
+  activityDeps?: Partial<Omit<ActivityDeps, 'host'>>;
   /** Resolves to stop the worker gracefully (default: SIGINT/SIGTERM). */
   until?: Promise<void>;
   onReady?: () => void;
   /** Worker and workflow log level (default: EVALFLOW_LOG_LEVEL, else INFO). */
   logLevel?: LogLevel;
-}
-
-/** Prefer the bundle built by `npm run build`; fall back to bundling the compiled workflows now. */
-export function workflowCodeOptions(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
-  const bundle = distPath('workflow-bundle.js');
-  return existsSync(bundle) ? { workflowBundle: { codePath: bundle } } : { workflowsPath: distPath('workflows', 'index.js') };
 }
 
 export async function runWorker(opts: RunWorkerOptions = {}): Promise<void> {
@@ -36,21 +30,20 @@ export async function runWorker(opts: RunWorkerOptions = {}): Promise<void> {
 
   const connection = await NativeConnection.connect({ address: target.address });
   try {
-    const worker = await Worker.create({
+    const workers = await createWorkers({
       connection,
       namespace: target.namespace,
-      taskQueue: opts.taskQueue ?? TASK_QUEUE,
-      ...workflowCodeOptions(),
-      activities: createActivities({ backends: { local: new ProcessBackend() }, ...opts.activityDeps }),
+      ...(opts.taskQueue ? { taskQueue: opts.taskQueue } : {}),
+      ...(opts.activityDeps ? { activityDeps: opts.activityDeps } : {}),
       shutdownGraceTime: '10 seconds',
     });
     const stop = opts.until ?? new Promise<void>((resolve) => {
       process.once('SIGINT', () => resolve());
       process.once('SIGTERM', () => resolve());
     });
-    void stop.then(() => worker.shutdown());
+    void stop.then(() => workers.shutdown());
     opts.onReady?.();
-    await worker.run();
+    await workers.run();
   } finally {
     await connection.close();
   }

@@ -1,44 +1,59 @@
 /**
- * EvaluationWorkflow: one benchmark task, end to end. prepareEndpoint → launchHarness → watchHarness
- * (re-attaches by handle; relaunches a lost harness, which resumes from its response cache) →
- * collectResults → exportResults, with the harness always stopped in a non-cancellable scope.
+ * EvaluationWorkflow: one benchmark task, end to end. deployServer (when the job starts its own model
+ * server) → prepareEndpoint → launchHarness → watchHarness (re-attaches by handle) → on an unfinished end,
+ * relaunch within the budgets of relaunch-policy.ts (the harness resumes from its response cache) →
+ * collectResults → exportResults, and teardownJob on every exit path, in a non-cancellable scope.
+ *
+ * Executors are opaque here: handles are JSON that the workflow passes back to activities. A handle of a
+ * host-bound executor (a local process or container) names its host's task queue, and every later
+ * activity of the job runs there.
  */
 import {
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
+  TimeoutFailure,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
+import { EXECUTOR_TIMING, type ExecutorHandle } from '../core/executor.js';
+import { jobIdOf } from '../core/ids.js';
+import { isActive, type PollResult } from '../core/outcome.js';
+import type { Progress } from '../core/progress.js';
+import { SEARCH_ATTRIBUTES } from '../core/search-attributes.js';
+import { evaluationWorkflowV1 } from './legacy/evaluation-v1.js';
+import { taskStageSignal, taskStatusQuery } from './messages.js';
+import { decideAfterEnd, type RelaunchState } from './relaunch-policy.js';
 import {
   EvaluationInputSchema,
-  SEARCH_ATTRIBUTES,
-  watchCheckpointSeconds,
   type EvaluationResult,
-  type HarnessHandle,
   type ResolvedEvaluationInput,
+  type SampleCounts,
   type Stage,
+  type TaskFailureDetails,
   type TaskStatus,
-  type TaskUpdate,
 } from './types.js';
-import { taskStatusQuery, taskUpdateSignal } from './messages.js';
 import { parseWorkflowInput } from './validate.js';
+import { watchCheckpointSeconds } from './watch-policy.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
-/** Harness exit codes (harness/cli.ts) that a relaunch cannot fix. */
-const EXIT_CONFIG = 2;
-const EXIT_TOO_MANY_ERRORS = 3;
+/** Executions started before executors (evalflow 0.1) replay through the frozen v1 code. */
+export const EXECUTORS_PATCH = 'evalflow-v2-executors';
 
 export async function EvaluationWorkflow(rawInput: unknown): Promise<EvaluationResult> {
+  if (!patched(EXECUTORS_PATCH)) return (await evaluationWorkflowV1(rawInput)) as EvaluationResult;
   const input = parseWorkflowInput(EvaluationInputSchema, rawInput);
-  const jobId = `${input.invocationId}.${input.taskIndex}`;
+  const jobId = jobIdOf(input.invocationId, input.taskIndex);
   const status: TaskStatus = {
     jobId,
     jobName: input.jobName,
@@ -48,66 +63,91 @@ export async function EvaluationWorkflow(rawInput: unknown): Promise<EvaluationR
     attempt: 0,
   };
   setHandler(taskStatusQuery, () => status);
-  const acts = activities(input);
+  const acts = new JobActivities(input);
 
-  const update = (change: Omit<TaskUpdate, 'jobId'>) => {
-    Object.assign(status, change);
-    if (change.stage) {
-      upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.stage, value: change.stage }]);
-      log.info('stage', { jobId, stage: change.stage, attempt: status.attempt });
-    }
+  const setStage = (stage: Stage, change: Partial<TaskStatus> = {}) => {
+    Object.assign(status, change, { stage });
+    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.stage, value: stage }]);
+    log.info('stage', { jobId, stage, attempt: status.attempt });
     setCurrentDetails(describe(status));
-    notifyParent({ jobId, ...change });
+    notifyParent(status);
+  };
+  const setProgress = (progress: Progress) => {
+    status.progress = progress;
+    setCurrentDetails(describe(status));
   };
 
-  let handle: HarnessHandle | undefined;
+  const handles: ExecutorHandle[] = [];
+  let samples: SampleCounts | undefined;
   try {
-    update({ stage: 'preparing_endpoint' });
-    await acts.short.prepareEndpoint({
+    if (input.deployment) {
+      setStage('deploying');
+      const server = await launchUninterrupted(() => acts.onJobHost().deployServer({ evaluation: input }));
+      if (server) {
+        handles.push(server);
+        acts.bindToHost(server);
+        status.server = server;
+      }
+    }
+    setStage('preparing_endpoint');
+    await acts.onJobHost().prepareEndpoint({
       url: input.endpoint.url,
       apiKeyName: input.endpoint.apiKeyName ?? null,
       readinessTimeoutS: input.endpoint.readinessTimeoutS,
+      ...(status.server ? { server: status.server } : {}),
     });
 
-    let exitCode: number | undefined;
+    let relaunch: RelaunchState = { unproductiveEnds: 0, walltimeUsedS: 0 };
+    let failAfterCollect: { type: string; reason: string } | undefined;
     for (let attempt = 1; ; attempt++) {
-      update({ stage: 'launching', attempt });
-      handle = await acts.short.launchHarness({ evaluation: input, attempt });
-      update({ stage: 'running', handle });
-      const outcome = await watchUntilEnd(acts, handle, (progress) => update({ progress }));
-      if (outcome.state === 'exited' && (outcome.exitCode === 0 || outcome.exitCode === EXIT_TOO_MANY_ERRORS)) {
-        exitCode = outcome.exitCode;
+      status.attempt = attempt;
+      setStage('launching');
+      const handle = await launchUninterrupted(() => acts.launchHarness(input, attempt));
+      handles.push(handle);
+      acts.bindToHost(handle);
+      setStage('running', { handle });
+
+      const doneBefore = status.progress?.done ?? 0;
+      const launchedAt = Date.now();
+      const end = await watchUntilEnd(acts, handle, (result) => {
+        if (result.progress) setProgress(result.progress);
+        const stage = result.outcome.kind === 'queued' ? 'queued' : 'running';
+        if (stage !== status.stage) setStage(stage);
+      });
+      const decision = decideAfterEnd(end.outcome, {
+        madeProgress: (status.progress?.done ?? 0) > doneBefore,
+        launchWalltimeS: end.elapsedS ?? (Date.now() - launchedAt) / 1000,
+        state: relaunch,
+        budget: { maxAttempts: input.limits.maxAttempts, ...(input.limits.maxWalltimeS ? { maxWalltimeS: input.limits.maxWalltimeS } : {}) },
+      });
+      if (decision.action === 'collect') break;
+      if (decision.action === 'collectThenFail') {
+        failAfterCollect = decision;
         break;
       }
-      const why =
-        outcome.state === 'lost'
-          ? 'the harness process disappeared'
-          : `the harness exited with code ${outcome.exitCode}`;
-      if (outcome.state === 'exited' && outcome.exitCode === EXIT_CONFIG) {
-        throw ApplicationFailure.nonRetryable(`${why} (invalid run config); see ${input.jobDir}/logs/client_stdout.log`, 'HarnessConfigError');
+      if (decision.action === 'fail') {
+        throw ApplicationFailure.nonRetryable(`${decision.reason}; see ${input.jobDir}/logs/client_stdout.log`, decision.type);
       }
-      if (attempt >= input.limits.maxAttempts) {
-        throw ApplicationFailure.nonRetryable(
-          `${why} on attempt ${attempt} of ${input.limits.maxAttempts}; see ${input.jobDir}/logs/client_stdout.log`,
-          'HarnessFailed',
-        );
-      }
-      log.warn('relaunching harness; finished samples come from its response cache', { jobId, why, attempt });
+      relaunch = decision.state;
+      log.warn('relaunching the harness; finished samples come from its response cache', { jobId, why: decision.why, attempt, delayS: decision.delayS });
+      await sleep(decision.delayS * 1000);
     }
 
-    update({ stage: 'collecting' });
-    const collected = await acts.short.collectResults({ jobDir: input.jobDir });
-    update({ metrics: collected.metrics, progress: collected.progress });
-    if (exitCode === EXIT_TOO_MANY_ERRORS) {
+    setStage('collecting');
+    const handle = handles[handles.length - 1] as ExecutorHandle;
+    const collected = await acts.onJobHost().collectResults({ handle, builtinHarness: input.builtinHarness });
+    samples = collected.samples;
+    Object.assign(status, { metrics: collected.metrics, progress: collected.progress });
+    if (failAfterCollect) {
       throw ApplicationFailure.nonRetryable(
-        `${collected.samples.errors} of ${collected.samples.total} samples failed after retries, more than config.params.extra.max_error_rate allows; per-sample errors in ${collected.samplesPath}`,
-        'TooManySampleErrors',
+        `${collected.samples.errors} of ${collected.samples.total} samples failed after retries, more than config.params.extra.max_error_rate allows (${failAfterCollect.reason}); per-sample errors in ${collected.samplesPath}`,
+        failAfterCollect.type,
       );
     }
 
     if (input.exports.length > 0) {
-      update({ stage: 'exporting' });
-      await acts.short.exportResults({
+      setStage('exporting');
+      await acts.onJobHost().exportResults({
         invocationId: input.invocationId,
         jobId,
         taskName: input.taskName,
@@ -116,7 +156,7 @@ export async function EvaluationWorkflow(rawInput: unknown): Promise<EvaluationR
         destinations: input.exports,
       });
     }
-    update({ stage: 'succeeded' });
+    setStage('succeeded');
     return {
       jobId,
       jobName: input.jobName,
@@ -128,59 +168,153 @@ export async function EvaluationWorkflow(rawInput: unknown): Promise<EvaluationR
       samples: collected.samples,
     };
   } catch (err) {
-    const stage: Stage = isCancellation(err) ? 'cancelled' : 'failed';
-    await CancellationScope.nonCancellable(async () => update({ stage, error: errorMessage(err) }));
-    throw err;
+    const cancelled = isCancellation(err);
+    const message = errorMessage(err);
+    await CancellationScope.nonCancellable(async () => setStage(cancelled ? 'cancelled' : 'failed', { error: message }));
+    if (cancelled) throw err;
+    const details: TaskFailureDetails = {
+      jobId,
+      stage: 'failed',
+      attempts: status.attempt,
+      ...(status.metrics ? { metrics: status.metrics } : {}),
+      ...(samples ? { samples } : {}),
+    };
+    throw ApplicationFailure.create({
+      nonRetryable: true,
+      message,
+      type: failureType(err),
+      details: [details],
+    });
   } finally {
-    const lastHandle = handle;
-    if (lastHandle) await CancellationScope.nonCancellable(() => acts.short.stopHarness({ handle: lastHandle }));
+    await CancellationScope.nonCancellable(() => acts.teardown(input, handles));
   }
 }
 
-/** Calls watchHarness in checkpoints until the harness ends; each call re-attaches by handle. */
-async function watchUntilEnd(
-  acts: ReturnType<typeof activities>,
-  handle: HarnessHandle,
-  onProgress: (p: NonNullable<TaskStatus['progress']>) => void,
-) {
+/**
+ * A launch runs to completion even when the workflow is cancelled meanwhile: its handle is what teardown
+ * needs to stop what the launch started. The cancellation surfaces at the next await.
+ */
+function launchUninterrupted<T>(launch: () => Promise<T>): Promise<T> {
+  return CancellationScope.nonCancellable(launch);
+}
+
+/** Calls watchHarness in checkpoints until the launch ends; each call re-attaches by handle. */
+async function watchUntilEnd(acts: JobActivities, handle: ExecutorHandle, onPoll: (r: PollResult) => void): Promise<PollResult> {
   const started = Date.now();
   for (;;) {
     const returnAfterS = watchCheckpointSeconds((Date.now() - started) / 1000);
-    const result = await acts.watch.watchHarness({ handle, returnAfterS });
-    if (result.progress) onProgress(result.progress);
-    if (result.state !== 'running') return result;
+    const result = await acts.watch(handle, returnAfterS);
+    onPoll(result);
+    if (!isActive(result.outcome)) return result;
   }
 }
 
-function activities(input: ResolvedEvaluationInput) {
-  const heartbeatTimeoutS = input.limits.heartbeatTimeoutS;
-  return {
-    short: proxyActivities<Activities>({
+/**
+ * The job's activities with their options and routing: on the shared queue until something of the job
+ * runs on a host, then on that host's queue. A host whose workers are gone for longer than
+ * `hostWaitS` counts as lost (its processes and containers went with it).
+ */
+class JobActivities {
+  private hostQueue: string | undefined;
+  private readonly heartbeatTimeoutS: number;
+  private readonly hostWaitS: number;
+
+  constructor(private readonly input: ResolvedEvaluationInput) {
+    this.heartbeatTimeoutS = input.limits.heartbeatTimeoutS;
+    this.hostWaitS = Math.max(60, 5 * this.heartbeatTimeoutS);
+  }
+
+  bindToHost(handle: ExecutorHandle): void {
+    if (handle.taskQueue) this.hostQueue = handle.taskQueue;
+  }
+
+  /** Short activities (endpoint wait, deploy, collect, export), on the job's host once it has one. */
+  onJobHost(): Activities {
+    return proxyActivities<Activities>({
+      ...(this.hostQueue ? { taskQueue: this.hostQueue, scheduleToStartTimeout: `${this.hostWaitS} seconds` } : {}),
       // prepareEndpoint waits up to the readiness timeout itself and heartbeats meanwhile.
-      startToCloseTimeout: `${input.endpoint.readinessTimeoutS + 120} seconds`,
-      heartbeatTimeout: `${heartbeatTimeoutS} seconds`,
+      startToCloseTimeout: `${this.input.endpoint.readinessTimeoutS + EXECUTOR_TIMING[this.input.executor.kind].launchTimeoutS} seconds`,
+      heartbeatTimeout: `${this.heartbeatTimeoutS} seconds`,
       retry: { maximumAttempts: 5, initialInterval: '1 second', maximumInterval: '30 seconds' },
-    }),
-    watch: proxyActivities<Activities>({
-      startToCloseTimeout: '2 hours',
-      heartbeatTimeout: `${heartbeatTimeoutS} seconds`,
+    });
+  }
+
+  async launchHarness(evaluation: ResolvedEvaluationInput, attempt: number): Promise<ExecutorHandle> {
+    const launch = (queue: string | undefined) =>
+      proxyActivities<Activities>({
+        ...(queue ? { taskQueue: queue, scheduleToStartTimeout: `${this.hostWaitS} seconds` } : {}),
+        startToCloseTimeout: `${EXECUTOR_TIMING[evaluation.executor.kind].launchTimeoutS} seconds`,
+        heartbeatTimeout: `${this.heartbeatTimeoutS} seconds`,
+        retry: { maximumAttempts: 5, initialInterval: '1 second', maximumInterval: '30 seconds' },
+      }).launchHarness({ evaluation, attempt });
+    if (!this.hostQueue) return launch(undefined);
+    try {
+      return await launch(this.hostQueue);
+    } catch (err) {
+      if (!isScheduleToStartTimeout(err)) throw err;
+      log.warn('the job host has no worker; launching elsewhere', { hostQueue: this.hostQueue });
+      this.hostQueue = undefined;
+      return launch(undefined);
+    }
+  }
+
+  async watch(handle: ExecutorHandle, returnAfterS: number): Promise<PollResult> {
+    const acts = proxyActivities<Activities>({
+      ...(handle.taskQueue ? { taskQueue: handle.taskQueue, scheduleToStartTimeout: `${this.hostWaitS} seconds` } : {}),
+      startToCloseTimeout: `${returnAfterS + 600} seconds`,
+      heartbeatTimeout: `${this.heartbeatTimeoutS} seconds`,
       // A dead worker shows up as a heartbeat timeout; the retry re-attaches from another worker.
       retry: { maximumAttempts: 50, initialInterval: '1 second', maximumInterval: '1 minute' },
-    }),
-  };
+    });
+    try {
+      return await acts.watchHarness({ handle, returnAfterS });
+    } catch (err) {
+      if (!isScheduleToStartTimeout(err)) throw err;
+      return { outcome: { kind: 'lost', reason: `no worker on its host (${handle.taskQueue}) for ${this.hostWaitS} s` } };
+    }
+  }
+
+  /** Stops everything of the job; a host that is gone took its processes with it. */
+  async teardown(evaluation: ResolvedEvaluationInput, handles: ExecutorHandle[]): Promise<void> {
+    const queue = this.hostQueue;
+    try {
+      await proxyActivities<Activities>({
+        ...(queue ? { taskQueue: queue, scheduleToStartTimeout: `${this.hostWaitS} seconds` } : {}),
+        startToCloseTimeout: '5 minutes',
+        retry: { maximumAttempts: 5, initialInterval: '1 second', maximumInterval: '30 seconds' },
+      }).teardownJob({ evaluation, handles });
+    } catch (err) {
+      if (!isScheduleToStartTimeout(err)) throw err;
+      log.warn('teardown skipped: the job host has no worker', { hostQueue: queue });
+    }
+  }
 }
 
-function notifyParent(update: TaskUpdate): void {
+function isScheduleToStartTimeout(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && err.cause.timeoutType === 'SCHEDULE_TO_START';
+}
+
+function notifyParent(status: TaskStatus): void {
   const parent = workflowInfo().parent;
   if (!parent) return;
   getExternalWorkflowHandle(parent.workflowId, parent.runId)
-    .signal(taskUpdateSignal, update)
+    .signal(taskStageSignal, { jobId: status.jobId, stage: status.stage, attempt: status.attempt, ...(status.handle ? { handle: status.handle } : {}) })
     .catch((err: unknown) => log.warn('could not notify the invocation workflow', { error: errorMessage(err) }));
 }
 
 function describe(status: TaskStatus): string {
   const progress = status.progress ? ` ${status.progress.done}/${status.progress.total}` : '';
-  return `**${status.jobName}** (${status.taskName}): ${status.stage}${progress}, attempt ${status.attempt}`;
+  const where = status.handle ? ` (${status.handle.display})` : '';
+  return `**${status.jobName}** (${status.taskName}): ${status.stage}${progress}, attempt ${status.attempt}${where}`;
+}
+
+/** The type of the innermost ApplicationFailure (an activity's `EndpointNotReady`, our `HarnessFailed`, …). */
+function failureType(err: unknown): string {
+  let type = 'TaskFailed';
+  for (let e: unknown = err; e instanceof Error; e = (e as { cause?: unknown }).cause) {
+    if (e instanceof ApplicationFailure && e.type) type = e.type;
+  }
+  return type;
 }
 
 function errorMessage(err: unknown): string {

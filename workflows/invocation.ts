@@ -1,29 +1,38 @@
 /**
  * InvocationWorkflow: one `evalflow run`. Starts a child EvaluationWorkflow per task (sequentially, or
- * in a window of `maxParallel` in parallel mode), keeps every task's stage for the `status` query, and
- * fails at the end, with the failed tasks named, if any task failed.
+ * in a window of `maxParallel` in parallel mode) and keeps every task's stage for the `status` query.
+ * A task's final stage, metrics and error come from its child's own result or failure; the children
+ * signal stage changes only, so this history stays small however long the tasks run.
+ *
+ * Killing one job (cancelling its child) ends that job KILLED and lets the others go on; the invocation
+ * then ends failed, naming it. Cancelling the invocation cancels every task.
  */
 import {
   ApplicationFailure,
+  CancellationScope,
   ChildWorkflowCancellationType,
   isCancellation,
   ParentClosePolicy,
+  patched,
   setCurrentDetails,
   setHandler,
   startChild,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
-import type { EvaluationWorkflow } from './evaluation.js';
-import { invocationStatusQuery, taskUpdateSignal } from './messages.js';
+import { SEARCH_ATTRIBUTES } from '../core/search-attributes.js';
+import { EXECUTORS_PATCH, type EvaluationWorkflow } from './evaluation.js';
+import { invocationWorkflowV1 } from './legacy/invocation-v1.js';
+import { invocationStatusQuery, taskStageSignal } from './messages.js';
 import {
   EVALUATION_WORKFLOW,
   evaluationWorkflowId,
   InvocationInputSchema,
   jobIdOf,
-  SEARCH_ATTRIBUTES,
   TERMINAL_STAGES,
   type EvaluationResult,
   type InvocationStatus,
+  type Stage,
+  type TaskFailureDetails,
   type TaskStatus,
 } from './types.js';
 import { parseWorkflowInput } from './validate.js';
@@ -35,6 +44,7 @@ export interface InvocationResult {
 }
 
 export async function InvocationWorkflow(rawInput: unknown): Promise<InvocationResult> {
+  if (!patched(EXECUTORS_PATCH)) return (await invocationWorkflowV1(rawInput)) as InvocationResult;
   const input = parseWorkflowInput(InvocationInputSchema, rawInput);
   const status: InvocationStatus = {
     invocationId: input.invocationId,
@@ -54,23 +64,31 @@ export async function InvocationWorkflow(rawInput: unknown): Promise<InvocationR
   };
   const byJobId = new Map(status.tasks.map((t) => [t.jobId, t]));
   setHandler(invocationStatusQuery, () => status);
-  setHandler(taskUpdateSignal, (update) => {
+  setHandler(taskStageSignal, (update) => {
     const task = byJobId.get(update.jobId);
-    // A late update (e.g. a retried signal) must not move a finished task back.
-    if (!task || (TERMINAL_STAGES.includes(task.stage) && update.stage !== undefined && !TERMINAL_STAGES.includes(update.stage))) return;
-    Object.assign(task, update);
+    // Final stages come from the child's result; a late signal must not move a finished task back.
+    if (!task || TERMINAL_STAGES.includes(task.stage) || TERMINAL_STAGES.includes(update.stage)) return;
+    Object.assign(task, { stage: update.stage, attempt: update.attempt }, update.handle ? { handle: update.handle } : {});
     setCurrentDetails(summarize(status));
   });
-  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.stage, value: 'running' }]);
+  const setStage = (stage: Stage) => {
+    status.stage = stage;
+    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.stage, value: stage }]);
+    setCurrentDetails(summarize(status));
+  };
+  setStage('running');
 
   const results: EvaluationResult[] = [];
   const failures: string[] = [];
-  const window = input.mode === 'parallel' ? (input.maxParallel ?? input.tasks.length) : 1;
+  const finish = (task: TaskStatus, change: Partial<TaskStatus>) => {
+    Object.assign(task, change);
+    setCurrentDetails(summarize(status));
+  };
 
   const runTask = async (index: number) => {
     const task = input.tasks[index];
-    if (!task) return;
-    const taskStatus = status.tasks[index] as TaskStatus;
+    const taskStatus = status.tasks[index];
+    if (!task || !taskStatus) return;
     try {
       const child = await startChild<typeof EvaluationWorkflow>(EVALUATION_WORKFLOW, {
         workflowId: evaluationWorkflowId(taskStatus.jobId),
@@ -87,33 +105,47 @@ export async function InvocationWorkflow(rawInput: unknown): Promise<InvocationR
         ],
         memo: { jobName: task.jobName, jobDir: task.jobDir, taskName: task.taskName },
       });
-      results.push(await child.result());
+      const result = await child.result();
+      results.push(result);
+      const { total, cached, errors } = result.samples;
+      finish(taskStatus, { stage: 'succeeded', attempt: result.attempts, metrics: result.metrics, progress: { total, done: total, cached, errors } });
     } catch (err) {
-      if (isCancellation(err)) throw err;
+      if (CancellationScope.current().consideredCancelled) throw err;
+      if (isCancellation(err)) {
+        finish(taskStatus, { stage: 'cancelled', error: 'killed' });
+        failures.push(`${taskStatus.jobName}: killed`);
+        return;
+      }
+      const details = failureDetails(err);
       const message = causeMessage(err);
-      Object.assign(taskStatus, { stage: TERMINAL_STAGES.includes(taskStatus.stage) ? taskStatus.stage : 'failed', error: message });
+      finish(taskStatus, {
+        stage: 'failed',
+        error: message,
+        ...(details?.attempts ? { attempt: details.attempts } : {}),
+        ...(details?.metrics ? { metrics: details.metrics } : {}),
+      });
       failures.push(`${taskStatus.jobName}: ${message}`);
     }
   };
 
-  try {
-    let next = 0;
-    const lane = async () => {
-      while (next < input.tasks.length) await runTask(next++);
-    };
-    await Promise.all(Array.from({ length: Math.min(window, input.tasks.length) }, lane));
-  } catch (err) {
-    if (isCancellation(err)) {
-      status.stage = 'cancelled';
-      upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.stage, value: 'cancelled' }]);
-    }
-    throw err;
+  let next = 0;
+  const lane = async () => {
+    while (next < input.tasks.length) await runTask(next++);
+  };
+  const window = input.mode === 'parallel' ? (input.maxParallel ?? input.tasks.length) : 1;
+  // allSettled: when the invocation is cancelled, wait until every task has stopped its harness.
+  const lanes = await Promise.allSettled(Array.from({ length: Math.min(window, input.tasks.length) }, lane));
+  const cancelled = lanes.find((l): l is PromiseRejectedResult => l.status === 'rejected');
+  if (cancelled) {
+    await CancellationScope.nonCancellable(async () => {
+      for (const task of status.tasks) if (!TERMINAL_STAGES.includes(task.stage)) task.stage = 'cancelled';
+      setStage('cancelled');
+    });
+    throw cancelled.reason;
   }
 
   results.sort((a, b) => a.jobId.localeCompare(b.jobId, 'en', { numeric: true }));
-  status.stage = failures.length > 0 ? 'failed' : 'succeeded';
-  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.stage, value: status.stage }]);
-  setCurrentDetails(summarize(status));
+  setStage(failures.length > 0 ? 'failed' : 'succeeded');
   if (failures.length > 0) {
     throw ApplicationFailure.create({
       nonRetryable: true,
@@ -126,11 +158,16 @@ export async function InvocationWorkflow(rawInput: unknown): Promise<InvocationR
 }
 
 function summarize(status: InvocationStatus): string {
-  const lines = status.tasks.map((t) => {
-    const p = t.progress ? ` ${t.progress.done}/${t.progress.total}` : '';
-    return `- ${t.jobName}: ${t.stage}${p}`;
-  });
+  const lines = status.tasks.map((t) => `- ${t.jobName}: ${t.stage}${t.handle ? ` (${t.handle.display})` : ''}`);
   return [`**${status.invocationId}** ${status.model}: ${status.stage}`, ...lines].join('\n');
+}
+
+/** What the child reported about its failure (TaskFailureDetails), if it got that far. */
+function failureDetails(err: unknown): TaskFailureDetails | undefined {
+  for (let e: unknown = err; e instanceof Error; e = (e as { cause?: unknown }).cause) {
+    if (e instanceof ApplicationFailure && e.details?.[0] && typeof e.details[0] === 'object') return e.details[0] as TaskFailureDetails;
+  }
+  return undefined;
 }
 
 /** The innermost message: a ChildWorkflowFailure wraps the child's own ApplicationFailure. */

@@ -4,31 +4,24 @@
  * workflow with a non-retryable error instead of being retried forever). Pure: safe in the sandbox.
  */
 import { z } from 'zod';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { EnvRefsSchema } from '../core/env-refs.js';
+import { ExecutorSpecSchema, type ExecutorHandle } from '../core/executor.js';
+import { INVOCATION_ID_PATTERN, JOB_NAME_PATTERN } from '../core/ids.js';
+import type { Progress } from '../core/progress.js';
 
-export const TASK_QUEUE = 'evalflow';
-export const INVOCATION_WORKFLOW = 'InvocationWorkflow';
-export const EVALUATION_WORKFLOW = 'EvaluationWorkflow';
-
-export const SEARCH_ATTRIBUTES = {
-  invocation: defineSearchAttributeKey('EvalInvocation', SearchAttributeType.KEYWORD),
-  task: defineSearchAttributeKey('EvalTask', SearchAttributeType.KEYWORD),
-  model: defineSearchAttributeKey('EvalModel', SearchAttributeType.KEYWORD),
-  backend: defineSearchAttributeKey('EvalBackend', SearchAttributeType.KEYWORD),
-  stage: defineSearchAttributeKey('EvalStage', SearchAttributeType.KEYWORD),
-} as const;
-
-export const INVOCATION_ID_PATTERN = /^[0-9a-f]{16}$/;
-const JOB_NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
-
-export const invocationWorkflowId = (invocationId: string) => `evalflow-${invocationId}`;
-export const evaluationWorkflowId = (jobId: string) => `evalflow-${jobId}`;
-
-const EnvRefSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('host'), name: z.string().min(1) }).strict(),
-  z.object({ kind: z.literal('lit'), value: z.string() }).strict(),
-  z.object({ kind: z.literal('runtime'), name: z.string().min(1) }).strict(),
-]);
+export {
+  EVALUATION_WORKFLOW,
+  evaluationWorkflowId,
+  INVOCATION_ID_PATTERN,
+  INVOCATION_WORKFLOW,
+  invocationWorkflowId,
+  jobIdOf,
+  TASK_QUEUE,
+} from '../core/ids.js';
+export { SEARCH_ATTRIBUTES } from '../core/search-attributes.js';
+export type { Progress } from '../core/progress.js';
+export type { ExecutorHandle } from '../core/executor.js';
+export { watchCheckpointSeconds } from './watch-policy.js';
 
 export const ExportDestinationSchema = z.discriminatedUnion('kind', [
   z
@@ -43,6 +36,9 @@ export const ExportDestinationSchema = z.discriminatedUnion('kind', [
 ]);
 export type ExportDestination = z.infer<typeof ExportDestinationSchema>;
 
+/** A model server to start for the job (`deployment:`); its settings are the executor's to validate. */
+export const DeploymentSpecSchema = z.object({ type: z.string().min(1) }).passthrough();
+
 export const EvaluationInputSchema = z
   .object({
     invocationId: z.string().regex(INVOCATION_ID_PATTERN, 'must be 16 lowercase hex characters'),
@@ -51,13 +47,13 @@ export const EvaluationInputSchema = z
     taskName: z.string().min(1),
     /** `<task>.<index>`, e.g. `gsm8k.0`: the job's directory name. */
     jobName: z.string().regex(JOB_NAME_PATTERN),
-    /** Absolute: `<output_dir>/<YYYYmmdd_HHMMSS>-<inv>/<jobName>`. */
+    /** Absolute: `<output_dir>/<YYYYmmdd_HHMMSS>-<inv>/<jobName>` on the worker side. */
     jobDir: z.string().startsWith('/'),
-    backend: z.literal('local'),
-    /** `process`: the built-in harness as a local process. `docker`: the task's container (planned; see launchHarness). */
-    runtime: z.enum(['process', 'docker']),
-    /** Image of a container task (runtime docker). */
-    container: z.string().min(1).optional(),
+    /** The task runs evalflow's built-in harness, whose exit codes carry meaning (core/harness-contract.ts). */
+    builtinHarness: z.boolean(),
+    /** Where and how the job runs: `kind` picks the executor, the rest is its own (backends/<kind>/). */
+    executor: ExecutorSpecSchema,
+    deployment: DeploymentSpecSchema.optional(),
     endpoint: z
       .object({
         url: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s) URL'),
@@ -67,14 +63,17 @@ export const EvaluationInputSchema = z
         readinessTimeoutS: z.number().positive(),
       })
       .strict(),
-    /** The harness run config (run_config.yml); never contains secrets. */
+    /** The harness run config (config_ef.yaml); never contains secrets. */
     runConfig: z.record(z.string(), z.unknown()),
-    /** Environment for the harness: names to read on the worker host, or literals. */
-    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), EnvRefSchema).default({}),
+    /** Environment for the harness: names to read on the worker host or where it runs, or literals. */
+    env: EnvRefsSchema.default({}),
     limits: z
       .object({
+        /** Launches that may end without progress before the task fails (relaunches that progressed are free). */
         maxAttempts: z.number().int().min(1).default(3),
         heartbeatTimeoutS: z.number().min(10).default(60),
+        /** Total run time over all launches (Slurm's `max_walltime`); unset: no bound. */
+        maxWalltimeS: z.number().positive().optional(),
       })
       .strict()
       .prefault({}),
@@ -90,6 +89,7 @@ export const InvocationInputSchema = z
     /** Absolute: `<output_dir>/<YYYYmmdd_HHMMSS>-<inv>`. */
     runDir: z.string().startsWith('/'),
     model: z.string().min(1),
+    /** For people and the EvalBackend search attribute: `local/process`, `local/docker`, `slurm`. */
     backend: z.string().min(1),
     mode: z.enum(['sequential', 'parallel']).default('sequential'),
     /** Parallel mode: how many tasks run at once (default: all). */
@@ -101,8 +101,10 @@ export type InvocationInput = z.input<typeof InvocationInputSchema>;
 
 export type Stage =
   | 'pending'
+  | 'deploying'
   | 'preparing_endpoint'
   | 'launching'
+  | 'queued'
   | 'running'
   | 'collecting'
   | 'exporting'
@@ -112,24 +114,11 @@ export type Stage =
 
 export const TERMINAL_STAGES: readonly Stage[] = ['succeeded', 'failed', 'cancelled'];
 
-export interface Progress {
+export interface SampleCounts {
   total: number;
-  done: number;
-  cached: number;
+  scored: number;
   errors: number;
-}
-
-/** Where the harness runs: enough to find it again from any worker. */
-export interface HarnessHandle {
-  backend: 'local';
-  runtime: 'process';
-  /** Deterministic name: `evalflow-<jobId>-a<attempt>`. */
-  name: string;
-  jobDir: string;
-  attempt: number;
-  pid: number;
-  /** Process start time (clock ticks since boot) to tell our pid from a reused one. */
-  startTicks: number;
+  cached: number;
 }
 
 export interface TaskStatus {
@@ -139,7 +128,8 @@ export interface TaskStatus {
   jobDir: string;
   stage: Stage;
   attempt: number;
-  handle?: HarnessHandle;
+  handle?: ExecutorHandle;
+  server?: ExecutorHandle;
   progress?: Progress;
   metrics?: Record<string, number>;
   error?: string;
@@ -153,7 +143,16 @@ export interface EvaluationResult {
   resultsPath: string;
   attempts: number;
   metrics: Record<string, number>;
-  samples: { total: number; scored: number; errors: number; cached: number };
+  samples: SampleCounts;
+}
+
+/** Details of a task's failure (ApplicationFailure details[0]): what it got to before it failed. */
+export interface TaskFailureDetails {
+  jobId: string;
+  stage: Stage;
+  attempts: number;
+  metrics?: Record<string, number>;
+  samples?: SampleCounts;
 }
 
 export interface InvocationStatus {
@@ -164,18 +163,10 @@ export interface InvocationStatus {
   tasks: TaskStatus[];
 }
 
-/** Child → parent: a task's stage, progress or outcome changed. */
-export type TaskUpdate = Partial<Omit<TaskStatus, 'jobId'>> & { jobId: string };
-
-export function jobIdOf(invocationId: string, taskIndex: number): string {
-  return `${invocationId}.${taskIndex}`;
-}
-
-/**
- * How long one watchHarness call may run before it returns progress to the workflow: short at first
- * (live progress in queries), then a tenth of the elapsed time, capped at an hour, so a 7-day job adds
- * only a few hundred events to its history.
- */
-export function watchCheckpointSeconds(elapsedS: number): number {
-  return Math.round(Math.min(3600, Math.max(15, elapsedS / 10)));
+/** Child → parent, on stage changes only (progress is read live from the child's heartbeats). */
+export interface TaskStageUpdate {
+  jobId: string;
+  stage: Stage;
+  attempt: number;
+  handle?: ExecutorHandle;
 }

@@ -1,97 +1,229 @@
 /**
- * Local backend, process runtime: the built-in harness as a detached child process (own process group,
- * output to logs/client_stdout.log), so it outlives the worker that started it. A marker file per
- * attempt (logs/harness.a<N>.json) makes launch idempotent; the harness's own stage files
- * (logs/stage.running, logs/stage.exit) tell a finished run from a lost one.
+ * Local executor, process runtime: the built-in harness as a detached child process (own process group,
+ * output to logs/client_stdout.log), so it outlives the worker that started it.
+ *
+ * Launch is exclusive and idempotent per (job, attempt): an O_EXCL lock file guards the spawn, a marker
+ * file (logs/harness.a<N>.json) records the handle, and a harness found running with this job's stage dir
+ * is adopted. The harness's own stage files tell a finished run from a lost one. A handle names its host
+ * (hostname, boot and PID namespace): pids mean nothing elsewhere, so the activity layer routes its polls
+ * and stops to that host's workers.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { stringify } from 'yaml';
+import { ExecutorHandleSchema } from '../../core/executor.js';
+import { outcomeOfExit, parseProgress, parseStageExit, PROGRESS_FILES, STAGE_FILES } from '../../core/harness-contract.js';
+import type { PollResult } from '../../core/outcome.js';
+import type { Progress } from '../../core/progress.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../common/files.js';
 import { distPath } from '../../common/paths.js';
-import type { HarnessHandle, Progress } from '../../workflows/types.js';
-import type { Backend, HarnessStatus, LaunchSpec } from '../types.js';
+import type { Executor, JobRef, LaunchSpec, LogChunk } from '../types.js';
+import { resolveRuntimeEnv } from '../../core/env-refs.js';
+import { readLogFrom } from './files.js';
+import type { HostIdentity } from './host.js';
 
-export interface ProcessBackendOptions {
+export const ProcessHandleSchema = ExecutorHandleSchema.extend({
+  executor: z.literal('process'),
+  pid: z.number().int().positive(),
+  /** Process start time (clock ticks since boot) to tell our pid from a reused one. */
+  startTicks: z.number().int().nonnegative(),
+  /** The host (and PID namespace) the pid belongs to. */
+  hostId: z.string().min(1),
+});
+export type ProcessHandle = z.infer<typeof ProcessHandleSchema>;
+
+export interface ProcessExecutorOptions {
+  host: HostIdentity;
   /** Node binary for the harness (default: the worker's). */
   nodePath?: string;
   /** Harness entry point (default: dist/harness/cli.js of this installation). */
   harnessEntry?: string;
+  /** SIGTERM → SIGKILL grace period for stop. */
+  graceMs?: number;
 }
 
-export class ProcessBackend implements Backend {
+/** A launch of this (job, attempt) is in progress elsewhere; the activity retries and then adopts it. */
+export class LaunchInProgressError extends Error {
+  override name = 'LaunchInProgressError';
+}
+
+export class ProcessExecutor implements Executor<ProcessHandle> {
+  readonly kind = 'process' as const;
+  readonly hostBound = true;
   private readonly nodePath: string;
   private readonly harnessEntry: string;
+  private readonly graceMs: number;
 
-  constructor(opts: ProcessBackendOptions = {}) {
+  constructor(private readonly opts: ProcessExecutorOptions) {
     this.nodePath = opts.nodePath ?? process.execPath;
     this.harnessEntry = opts.harnessEntry ?? distPath('harness', 'cli.js');
+    this.graceMs = opts.graceMs ?? 10_000;
   }
 
-  async launch(spec: LaunchSpec): Promise<HarnessHandle> {
+  parseHandle(raw: unknown): ProcessHandle {
+    return ProcessHandleSchema.parse(raw);
+  }
+
+  async launch(spec: LaunchSpec): Promise<ProcessHandle> {
     const logsDir = join(spec.jobDir, 'logs');
     mkdirSync(logsDir, { recursive: true });
     const marker = join(logsDir, `harness.a${spec.attempt}.json`);
-    if (existsSync(marker)) return JSON.parse(readFileSync(marker, 'utf8')) as HarnessHandle;
+    const adopted = this.adopt(spec, marker);
+    if (adopted) return adopted;
 
-    // Started, but the worker died before writing the marker: adopt the running process.
-    const running = findHarnessProcess(logsDir);
-    if (running) {
-      const adopted = this.handle(spec, running.pid, running.startTicks);
-      writeJsonAtomic(marker, adopted);
-      return adopted;
+    const env = { ...process.env, ...resolveRuntimeEnv(spec.runtimeEnv, process.env, this.opts.host.hostname), ...spec.env };
+    const lock = join(logsDir, `harness.a${spec.attempt}.lock`);
+    if (!this.takeLock(lock)) {
+      // Taken by a live launch on this host: adopt its result once it is there.
+      throw new LaunchInProgressError(`another worker is launching ${spec.name} right now (${lock}); retrying`);
     }
-
-    rmSync(join(logsDir, 'stage.exit'), { force: true });
-    rmSync(join(logsDir, 'stage.running'), { force: true });
-    const runConfigFile = join(spec.jobDir, 'config_ef.yaml');
-    writeFileAtomic(runConfigFile, stringify(spec.runConfig));
-    const log = openSync(join(logsDir, 'client_stdout.log'), 'a');
-    let pid: number | undefined;
     try {
-      writeSync(log, `=== ${new Date().toISOString()} ${spec.name}: launching harness (attempt ${spec.attempt})\n`);
-      const child = spawn(
-        this.nodePath,
-        [this.harnessEntry, 'run_eval', '--run_config', runConfigFile, '--stage_dir', logsDir],
-        { cwd: spec.jobDir, detached: true, stdio: ['ignore', log, log], env: { ...process.env, ...spec.env } },
-      );
-      pid = child.pid;
-      child.unref();
+      const again = this.adopt(spec, marker);
+      if (again) return again;
+      const pid = await this.spawnHarness(spec, logsDir, env);
+      const handle = this.handle(spec, pid, readProcess(pid)?.startTicks ?? 0);
+      writeJsonAtomic(marker, handle);
+      return handle;
     } finally {
-      closeSync(log);
+      rmSync(lock, { force: true });
     }
-    if (pid === undefined) throw new Error(`could not start the harness for ${spec.name} (${this.nodePath} ${this.harnessEntry})`);
-    const handle = this.handle(spec, pid, readProcess(pid)?.startTicks ?? 0);
+  }
+
+  async poll(handle: ProcessHandle): Promise<PollResult> {
+    this.assertLocal(handle);
+    const progress = readProgress(handle.jobDir);
+    const result = (outcome: PollResult['outcome']): PollResult => (progress ? { outcome, progress } : { outcome });
+    const exitCode = readExitCode(handle.jobDir);
+    if (exitCode !== null) return result(outcomeOfExit(exitCode, true));
+    if (isAlive(handle)) return result({ kind: 'running' });
+    // It may have written stage.exit between the two checks.
+    const lateExit = readExitCode(handle.jobDir);
+    if (lateExit !== null) return result(outcomeOfExit(lateExit, true));
+    return result({ kind: 'lost', reason: `the harness process ${handle.pid} disappeared without recording an exit code` });
+  }
+
+  async stop(handle: ProcessHandle): Promise<boolean> {
+    this.assertLocal(handle);
+    if (!isAlive(handle)) return false;
+    await this.terminate(handle.pid, () => isAlive(handle));
+    return true;
+  }
+
+  async stopJob(job: JobRef): Promise<number> {
+    const logsDir = join(job.jobDir, 'logs');
+    let stopped = 0;
+    for (const found of findHarnessProcesses(logsDir)) {
+      await this.terminate(found.pid, () => readProcess(found.pid)?.startTicks === found.startTicks && !isZombie(found.pid));
+      stopped++;
+    }
+    return stopped;
+  }
+
+  async fetchArtifacts(): Promise<void> {
+    // Written in place: the job dir is on this host.
+  }
+
+  async readLog(handle: ProcessHandle, offset: number): Promise<LogChunk> {
+    return readLogFrom(join(handle.jobDir, 'logs', 'client_stdout.log'), offset);
+  }
+
+  /** Pids mean something only on their host: a handle from elsewhere was routed wrongly, never "lost". */
+  private assertLocal(handle: ProcessHandle): void {
+    if (handle.hostId !== this.opts.host.id) {
+      throw new Error(`${handle.name} runs on host ${handle.hostId}, not on this worker's host ${this.opts.host.id}: its activities must run on task queue ${handle.taskQueue ?? '(none)'}`);
+    }
+  }
+
+  /** The handle of a launch that already happened: from its marker, or a running harness found by its stage dir. */
+  private adopt(spec: LaunchSpec, marker: string): ProcessHandle | undefined {
+    if (existsSync(marker)) return this.parseHandle(JSON.parse(readFileSync(marker, 'utf8')));
+    // Started, but the worker died before writing the marker: adopt the running process.
+    const running = findHarnessProcesses(join(spec.jobDir, 'logs'))[0];
+    if (!running) return undefined;
+    const handle = this.handle(spec, running.pid, running.startTicks);
     writeJsonAtomic(marker, handle);
     return handle;
   }
 
-  async poll(handle: HarnessHandle): Promise<HarnessStatus> {
-    const progress = readProgress(handle.jobDir);
-    const withProgress = <T extends HarnessStatus>(s: T): T => (progress ? { ...s, progress } : s);
-    const exitCode = readExitCode(handle.jobDir);
-    if (exitCode !== null) return withProgress({ state: 'exited', exitCode });
-    if (isAlive(handle)) return withProgress({ state: 'running' });
-    // It may have written stage.exit between the two checks.
-    const lateExit = readExitCode(handle.jobDir);
-    return withProgress(lateExit !== null ? { state: 'exited', exitCode: lateExit } : { state: 'lost' });
+  /** O_EXCL lock naming its holder; a lock whose holder process is gone is taken over. */
+  private takeLock(lock: string): boolean {
+    for (let tries = 0; tries < 2; tries++) {
+      try {
+        const fd = openSync(lock, 'wx');
+        writeSync(fd, JSON.stringify({ pid: process.pid, startTicks: readProcess(process.pid)?.startTicks ?? 0, hostId: this.opts.host.id }));
+        closeSync(fd);
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      if (!this.isStaleLock(lock)) return false;
+      rmSync(lock, { force: true });
+    }
+    return false;
   }
 
-  async stop(handle: HarnessHandle, graceMs = 10_000): Promise<boolean> {
-    if (!isAlive(handle)) return false;
-    signalGroup(handle.pid, 'SIGTERM');
-    const deadline = Date.now() + graceMs;
+  private isStaleLock(lock: string): boolean {
+    try {
+      const holder = JSON.parse(readFileSync(lock, 'utf8')) as { pid?: number; startTicks?: number; hostId?: string };
+      if (holder.hostId !== this.opts.host.id || typeof holder.pid !== 'number') return false;
+      const info = readProcess(holder.pid);
+      return !info || info.startTicks !== holder.startTicks;
+    } catch {
+      // Unreadable: written by a launch that died between open and write.
+      return true;
+    }
+  }
+
+  /** Spawns the harness detached; resolves once it runs, rejects (instead of crashing the worker) if it cannot start. */
+  private async spawnHarness(spec: LaunchSpec, logsDir: string, env: NodeJS.ProcessEnv): Promise<number> {
+    rmSync(join(logsDir, STAGE_FILES.exit), { force: true });
+    rmSync(join(logsDir, STAGE_FILES.running), { force: true });
+    const runConfigFile = join(spec.jobDir, 'config_ef.yaml');
+    writeFileAtomic(runConfigFile, stringify(spec.runConfig));
+    const log = openSync(join(logsDir, 'client_stdout.log'), 'a');
+    try {
+      writeSync(log, `=== ${new Date().toISOString()} ${spec.name}: launching harness (attempt ${spec.attempt})\n`);
+      const child = spawn(this.nodePath, [this.harnessEntry, 'run_eval', '--run_config', runConfigFile, '--stage_dir', logsDir], {
+        cwd: spec.jobDir,
+        detached: true,
+        stdio: ['ignore', log, log],
+        env,
+      });
+      const pid = await new Promise<number>((resolve, reject) => {
+        child.once('error', (err) => reject(new Error(`could not start the harness for ${spec.name} (${this.nodePath} ${this.harnessEntry}): ${err.message}`, { cause: err })));
+        child.once('spawn', () => (child.pid === undefined ? reject(new Error(`no pid for the harness of ${spec.name}`)) : resolve(child.pid)));
+      });
+      child.unref();
+      return pid;
+    } finally {
+      closeSync(log);
+    }
+  }
+
+  private async terminate(pid: number, alive: () => boolean): Promise<void> {
+    signalGroup(pid, 'SIGTERM');
+    const deadline = Date.now() + this.graceMs;
     while (Date.now() < deadline) {
-      if (!isAlive(handle)) return true;
+      if (!alive()) return;
       await new Promise((r) => setTimeout(r, 100));
     }
-    signalGroup(handle.pid, 'SIGKILL');
-    return true;
+    signalGroup(pid, 'SIGKILL');
   }
 
-  private handle(spec: LaunchSpec, pid: number, startTicks: number): HarnessHandle {
-    return { backend: 'local', runtime: 'process', name: spec.name, jobDir: spec.jobDir, attempt: spec.attempt, pid, startTicks };
+  private handle(spec: LaunchSpec, pid: number, startTicks: number): ProcessHandle {
+    return {
+      executor: 'process',
+      role: 'harness',
+      name: spec.name,
+      jobDir: spec.jobDir,
+      attempt: spec.attempt,
+      display: `pid ${pid} on ${this.opts.host.hostname}`,
+      pid,
+      startTicks,
+      hostId: this.opts.host.id,
+    };
   }
 }
 
@@ -109,21 +241,22 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
 
 function readExitCode(jobDir: string): number | null {
   try {
-    const [, code] = readFileSync(join(jobDir, 'logs', 'stage.exit'), 'utf8').trim().split(/\s+/);
-    const n = Number(code);
-    return Number.isInteger(n) ? n : null;
+    return parseStageExit(readFileSync(join(jobDir, 'logs', STAGE_FILES.exit), 'utf8'));
   } catch {
     return null;
   }
 }
 
 export function readProgress(jobDir: string): Progress | undefined {
-  try {
-    const p = JSON.parse(readFileSync(join(jobDir, 'artifacts', 'progress.json'), 'utf8')) as Progress;
-    return typeof p.done === 'number' && typeof p.total === 'number' ? p : undefined;
-  } catch {
-    return undefined;
-  }
+  const read = (name: string) => {
+    try {
+      return readFileSync(join(jobDir, 'artifacts', name), 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  const json = read(PROGRESS_FILES.json);
+  return parseProgress(json !== undefined ? { json } : { count: read(PROGRESS_FILES.count) });
 }
 
 interface ProcessInfo {
@@ -144,29 +277,27 @@ function readProcess(pid: number): ProcessInfo | undefined {
   return { state: fields[0] ?? '?', startTicks: Number(fields[19]) };
 }
 
-function isAlive(handle: HarnessHandle): boolean {
-  if (!existsSync('/proc/self/stat')) {
-    try {
-      process.kill(handle.pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  }
+function isZombie(pid: number): boolean {
+  const state = readProcess(pid)?.state;
+  return state === 'Z' || state === 'X';
+}
+
+function isAlive(handle: ProcessHandle): boolean {
   const info = readProcess(handle.pid);
   if (!info || info.state === 'Z' || info.state === 'X') return false;
   return handle.startTicks === 0 || info.startTicks === handle.startTicks;
 }
 
-/** A live harness whose command line carries this job's `--stage_dir`. */
-function findHarnessProcess(logsDir: string): { pid: number; startTicks: number } | undefined {
+/** Live harnesses whose command line carries this job's `--stage_dir`. */
+function findHarnessProcesses(logsDir: string): Array<{ pid: number; startTicks: number }> {
   const needle = `\0--stage_dir\0${logsDir}\0`;
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
-    return undefined;
+    return [];
   }
+  const found: Array<{ pid: number; startTicks: number }> = [];
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     let cmdline: string;
@@ -178,7 +309,7 @@ function findHarnessProcess(logsDir: string): { pid: number; startTicks: number 
     if (!cmdline.includes(needle)) continue;
     const pid = Number(entry);
     const info = readProcess(pid);
-    if (info && info.state !== 'Z') return { pid, startTicks: info.startTicks };
+    if (info && info.state !== 'Z') found.push({ pid, startTicks: info.startTicks });
   }
-  return undefined;
+  return found;
 }

@@ -7,9 +7,9 @@ import { writeYamlAtomic } from '../../common/files.js';
 import { connectClient, ensureSearchAttributes, temporalTarget, workerIsPolling } from '../../common/temporal.js';
 import { redactEnvRef, redactSecrets } from '../../config/env.js';
 import { loadRunConfig, type LoadOptions } from '../../config/load.js';
-import { planTasks } from '../../config/plan.js';
+import { planTasks, type TaskPlan } from '../../config/plan.js';
 import type { RunConfig } from '../../config/schema.js';
-import { distPath } from '../../common/paths.js';
+import { planExecution } from '../../backends/plans.js';
 import { TASK_QUEUE, type InvocationInput } from '../../workflows/types.js';
 import { assertRunnable, buildInvocationInput, newInvocationId } from '../invocation.js';
 import { json, type Output } from '../output.js';
@@ -32,7 +32,7 @@ export async function runCommand(opts: RunOptions, io: Output, connect: () => Pr
   const input = buildInvocationInput(cfg, plans, { invocationId, now: new Date() });
 
   if (opts.dryRun) {
-    io.out(opts.json ? json(redactSecrets({ config: cfg, invocation: input })) : describeDryRun(cfg, input));
+    io.out(opts.json ? json(redactSecrets({ config: cfg, invocation: input })) : describeDryRun(cfg, plans, input));
     return 0;
   }
   assertRunnable(cfg, input);
@@ -78,21 +78,20 @@ async function warnIfNoWorker(client: Client, namespace: string, io: Output): Pr
   }
 }
 
-function describeDryRun(cfg: RunConfig, input: InvocationInput): string {
+function describeDryRun(cfg: RunConfig, plans: TaskPlan[], input: InvocationInput): string {
   const parts = [
     '# resolved config (dry run: nothing was started)',
     stringify(redactSecrets(cfg), { lineWidth: 0 }).trimEnd(),
     '',
     `# invocation ${input.invocationId} would write to ${input.runDir}`,
   ];
-  for (const task of input.tasks) {
+  for (const [i, task] of input.tasks.entries()) {
+    const execution = planExecution(cfg, plans[i] as TaskPlan, task.jobDir);
     const env = Object.entries(task.env ?? {}).map(([name, ref]) => `${name}=${redactEnvRef(ref)}`);
     parts.push(
       '',
-      `## job ${task.invocationId}.${task.taskIndex}: ${task.jobName} (${task.taskName}), ${task.endpoint.type} endpoint, runtime ${task.runtime}`,
-      task.runtime === 'docker'
-        ? `# container: ${task.container ?? '(none)'} with ${join(task.jobDir, 'artifacts')} at /results: nemo-evaluator run_eval --run_config /results/config_ef.yaml (the Docker backend is the next milestone; \`run\` refuses this plan today)`
-        : `# command: node ${distPath('harness', 'cli.js')} run_eval --run_config ${join(task.jobDir, 'config_ef.yaml')} --stage_dir ${join(task.jobDir, 'logs')}`,
+      `## job ${task.invocationId}.${task.taskIndex}: ${task.jobName} (${task.taskName}), ${task.endpoint.type} endpoint, executor ${execution.backend}`,
+      ...execution.describe,
       `# env: ${env.length ? env.join(' ') : '(none)'}${task.endpoint.apiKeyName ? `; API key from $${task.endpoint.apiKeyName}` : ''}`,
       '# config_ef.yaml:',
       stringify(redactSecrets(task.runConfig), { lineWidth: 0 }).trimEnd(),

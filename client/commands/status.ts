@@ -19,7 +19,8 @@ export async function statusCommand(client: Client, ids: string[], opts: { json?
         progress: task.progress ?? null,
         attempt: task.attempt,
         location: task.jobDir,
-        pid: task.handle?.pid ?? null,
+        where: task.handle?.display ?? null,
+        handle: task.handle ?? null,
         metrics: task.metrics ?? {},
         error: task.error ?? null,
       });
@@ -31,14 +32,14 @@ export async function statusCommand(client: Client, ids: string[], opts: { json?
   }
   io.out(
     table(
-      ['JOB ID', 'TASK', 'STATUS', 'STAGE', 'PROGRESS', 'PID', 'LOCATION'],
+      ['JOB ID', 'TASK', 'STATUS', 'STAGE', 'PROGRESS', 'RUNS AS', 'LOCATION'],
       rows.map((r) => [
         String(r.job_id),
         String(r.task),
         String(r.status),
         String(r.stage),
         progressText({ progress: r.progress } as Parameters<typeof progressText>[0]),
-        r.pid === null ? '-' : String(r.pid),
+        r.where === null ? '-' : String(r.where),
         String(r.location),
       ]),
     ),

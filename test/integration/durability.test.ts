@@ -13,7 +13,8 @@ import { answerFromTable, startFixtureServer, type FixtureServer } from '../supp
 import { freePort } from '../support/ports.js';
 import { cli, DATASETS, gsm8kHead, readYaml, startedInvocationId, tempDir, writeConfig } from '../support/run-helpers.js';
 import { spawnWorkerProcess, startWorker, testClient, testTarget, type RunningWorker } from '../support/temporal.js';
-import type { HarnessHandle, InvocationStatus } from '../../workflows/types.js';
+import type { ProcessHandle } from '../../backends/local/process.js';
+import type { InvocationStatus } from '../../workflows/types.js';
 
 const N = 24;
 const questions = gsm8kHead(N);
@@ -108,23 +109,8 @@ describe('durability', () => {
     process.env.TEMPORAL_ADDRESS = address;
     const fixture = await startFixtureServer({ answer: answerFromTable(table), latencyMs: 300 });
     cleanups.push(() => fixture.close());
-    const { NativeConnection, Worker } = await import('@temporalio/worker');
-    const { createActivities } = await import('../../activities/index.js');
-    const { ProcessBackend } = await import('../../backends/local/process.js');
-    const { workflowCodeOptions } = await import('../../worker/main.js');
-    const nativeConnection = await NativeConnection.connect({ address });
-    const worker = await Worker.create({
-      connection: nativeConnection,
-      taskQueue: 'evalflow',
-      ...workflowCodeOptions(),
-      activities: createActivities({ backends: { local: new ProcessBackend() }, pollIntervalMs: 200 }),
-    });
-    const running = worker.run();
-    cleanups.push(async () => {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await running;
-      await nativeConnection.close();
-    });
+    const worker = await startWorker({ address });
+    cleanups.push(() => worker.stop());
 
     const res = await cli('run', '-c', config(dir, fixture, 60));
     expect(res.code, res.stderr).toBe(0);
@@ -164,7 +150,7 @@ describe('durability', () => {
     cleanups.push(() => client.connection.close());
     const running = await client.workflow.getHandle(`evalflow-${inv}`).query<InvocationStatus>('status');
     const jobDir = running.tasks[0]?.jobDir as string;
-    const handle = JSON.parse(readFileSync(join(jobDir, 'logs', 'harness.a1.json'), 'utf8')) as HarnessHandle;
+    const handle = JSON.parse(readFileSync(join(jobDir, 'logs', 'harness.a1.json'), 'utf8')) as ProcessHandle;
     fixture.clearFaults();
     process.kill(handle.pid, 'SIGKILL');
 

@@ -10,7 +10,8 @@ import { answerFromTable, startFixtureServer, type FixtureServer } from '../supp
 import { freePort } from '../support/ports.js';
 import { cli, DATASETS, gsm8kHead, startedInvocationId, tempDir, writeConfig } from '../support/run-helpers.js';
 import { startWorker, testClient, testTarget, type RunningWorker } from '../support/temporal.js';
-import type { HarnessHandle, InvocationStatus } from '../../workflows/types.js';
+import type { ProcessHandle } from '../../backends/local/process.js';
+import type { InvocationStatus } from '../../workflows/types.js';
 
 const questions = gsm8kHead(8);
 const table = Object.fromEntries(questions.map(({ question, answer }) => [question, `The final answer is ${answer}`]));
@@ -97,7 +98,7 @@ describe('failures through the workflow', () => {
     await fixture.waitForRequests(before + 2);
     const status = await client.workflow.getHandle(`evalflow-${inv}`).query<InvocationStatus>('status');
     const handleFile = join(status.tasks[0]?.jobDir as string, 'logs', 'harness.a1.json');
-    const handle = JSON.parse(readFileSync(handleFile, 'utf8')) as HarnessHandle;
+    const handle = JSON.parse(readFileSync(handleFile, 'utf8')) as ProcessHandle;
 
     const killed = await cli('kill', inv.slice(0, 6));
     expect(killed.code, killed.stderr).toBe(0);

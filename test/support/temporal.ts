@@ -2,13 +2,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Client, Connection } from '@temporalio/client';
 import { inject } from 'vitest';
-import { createActivities, type ActivityDeps } from '../../activities/index.js';
-import { ProcessBackend } from '../../backends/local/process.js';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import type { ActivityDeps } from '../../activities/index.js';
+import type { HostIdentity } from '../../backends/local/host.js';
 import { packageRoot } from '../../common/paths.js';
 import type { TemporalTarget } from '../../common/temporal.js';
-import { workflowCodeOptions } from '../../worker/main.js';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { TASK_QUEUE } from '../../workflows/types.js';
+import { createWorkers } from '../../worker/workers.js';
 
 // In-process workers log warnings and errors only; stage changes would drown the test report.
 try {
@@ -30,20 +29,21 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-/** A worker in this process with the real backends (activity deps may be overridden). */
-export async function startWorker(opts: { taskQueue?: string; activityDeps?: Partial<ActivityDeps> } = {}): Promise<RunningWorker> {
-  const connection = await NativeConnection.connect({ address: testTarget().address });
-  const worker = await Worker.create({
+/** A worker in this process with the real executors (activity deps and the host identity may be overridden). */
+export async function startWorker(
+  opts: { address?: string; taskQueue?: string; host?: HostIdentity; activityDeps?: Partial<Omit<ActivityDeps, 'host'>> } = {},
+): Promise<RunningWorker> {
+  const connection = await NativeConnection.connect({ address: opts.address ?? testTarget().address });
+  const workers = await createWorkers({
     connection,
-    namespace: 'default',
-    taskQueue: opts.taskQueue ?? TASK_QUEUE,
-    ...workflowCodeOptions(),
-    activities: createActivities({ backends: { local: new ProcessBackend() }, pollIntervalMs: 200, ...opts.activityDeps }),
+    ...(opts.taskQueue ? { taskQueue: opts.taskQueue } : {}),
+    ...(opts.host ? { host: opts.host } : {}),
+    activityDeps: { pollIntervalMs: 200, ...opts.activityDeps },
   });
-  const running = worker.run();
+  const running = workers.run();
   return {
     async stop() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      workers.shutdown();
       await running;
       await connection.close();
     },

@@ -74,7 +74,7 @@ describe('buildInvocationInput', () => {
     expect(input.invocationId).toBe(INV);
     expect(input.runDir).toBe(runDir);
     expect(input.model).toBe('tiny-model');
-    expect(input.backend).toBe('local');
+    expect(input.backend).toBe('local/process');
     expect(input.mode).toBe('sequential');
     expect('maxParallel' in input).toBe(false);
     expect(input.tasks).toHaveLength(1);
@@ -85,8 +85,8 @@ describe('buildInvocationInput', () => {
     expect(task.jobName).toBe('mmlu.1');
     expect(task.taskName).toBe('evalflow.mmlu');
     expect(task.jobDir).toBe(join(runDir, 'mmlu.1'));
-    expect(task.backend).toBe('local');
-    expect(task.runtime).toBe('process');
+    expect(task.executor).toEqual({ kind: 'process' });
+    expect(task.builtinHarness).toBe(true);
     expect(task.limits).toEqual({ maxAttempts: 4, heartbeatTimeoutS: 45 });
     expect(task.endpoint).toEqual({ url: URL_CHAT, modelId: 'tiny-model', type: 'chat', apiKeyName: 'MY_API_KEY', readinessTimeoutS: 120 });
 
@@ -152,7 +152,7 @@ describe('buildInvocationInput', () => {
   it('plans runtime docker (container paths) but assertRunnable refuses it, naming execution.runtime', () => {
     const loaded = load(config({ runtime: 'docker' }));
     const input = buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW });
-    expect(input.tasks[0]?.runtime).toBe('docker');
+    expect(input.tasks[0]?.executor.kind).toBe('docker');
     expect((input.tasks[0]?.runConfig as { config: { output_dir: string } }).config.output_dir).toBe('/results');
     let caught: unknown;
     try {

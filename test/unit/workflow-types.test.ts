@@ -75,8 +75,8 @@ function input(over: Record<string, unknown> = {}): EvaluationInput {
     taskName: 'evalflow.gsm8k',
     jobName: 'gsm8k.0',
     jobDir: '/runs/20260105_030405-0123456789abcdef/gsm8k.0',
-    backend: 'local',
-    runtime: 'process',
+    builtinHarness: true,
+    executor: { kind: 'process' },
     endpoint: { url: 'http://127.0.0.1:8000/v1/chat/completions', modelId: 'm', type: 'chat', readinessTimeoutS: 60 },
     runConfig: { config: { type: 'gsm8k' } },
     ...over,
@@ -140,7 +140,8 @@ describe('EvaluationInputSchema', () => {
     expect(issuePaths(input({ limits: { maxAttempts: 0 } }))).toEqual(['limits.maxAttempts']);
     expect(issuePaths(input({ limits: { heartbeatTimeoutS: 5 } }))).toEqual(['limits.heartbeatTimeoutS']);
     expect(issuePaths(input({ taskIndex: -1 }))).toEqual(['taskIndex']);
-    expect(issuePaths(input({ runtime: 'podman' }))).toEqual(['runtime']);
+    expect(issuePaths(input({ executor: { kind: 'podman' } }))).toEqual(['executor.kind']);
+    expect(issuePaths(input({ runtime: 'process' }))).toEqual(['']);
     expect(issuePaths(input({ secret: 'x' }))).toEqual(['']);
   });
 });

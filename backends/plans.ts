@@ -1,0 +1,26 @@
+/**
+ * Planning a job for its executor, before anything starts (pure: the CLI, `--dry-run` and the client
+ * script use it): the executor spec the workflow carries, the paths the harness sees, what a dry run
+ * shows. `execution.type` picks the executor, as upstream.
+ */
+import type { TaskPlan } from '../config/plan.js';
+import type { RunConfig } from '../config/schema.js';
+import type { ExecutorSpec } from '../core/executor.js';
+import { planLocal } from './local/plan.js';
+
+export interface ExecutionPlan {
+  /** For people and the EvalBackend search attribute: `local/process`, `local/docker`, `slurm`. */
+  backend: string;
+  executor: ExecutorSpec;
+  /** The harness's output dir and dataset dir as the harness sees them. */
+  harnessPaths: { outputDir: string; datasetDir?: string };
+  /** Dry-run lines: what would run, and where. */
+  describe: string[];
+}
+
+export function planExecution(cfg: RunConfig, task: TaskPlan, jobDir: string): ExecutionPlan {
+  switch (cfg.execution.type) {
+    case 'local':
+      return planLocal(cfg, task, jobDir);
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The contract between a launcher and a harness run, shared by every executor and by the built-in harness
+ * itself: exit codes, the stage files in `logs/`, and the progress files in `artifacts/` (upstream writes
+ * `progress` as a bare count; evalflow's harness also writes `progress.json` with totals).
+ */
+import type { Outcome } from './outcome.js';
+import { ProgressSchema, type Progress } from './progress.js';
+
+/** Exit codes of `run_eval` (the built-in harness). Upstream containers only share 0 and the signal codes. */
+export const HARNESS_EXIT = { ok: 0, error: 1, config: 2, tooManyErrors: 3, sigint: 130, sigkill: 137, sigterm: 143 } as const;
+
+/** Lifecycle markers in the job's `logs/` dir: `stage.running` when the harness starts, `stage.exit` when it ends. */
+export const STAGE_FILES = { running: 'stage.running', exit: 'stage.exit' } as const;
+
+/** Progress files in the job's `artifacts/` dir. */
+export const PROGRESS_FILES = { count: 'progress', json: 'progress.json' } as const;
+
+/** `stage.exit` content: `<ISO time> <exit code>`. */
+export function formatStageExit(at: Date, code: number): string {
+  return `${at.toISOString()} ${code}\n`;
+}
+
+/** The exit code recorded in a `stage.exit` file, or null when there is none (yet). */
+export function parseStageExit(text: string): number | null {
+  const [, code] = text.trim().split(/\s+/);
+  const n = Number(code);
+  return code !== undefined && Number.isInteger(n) ? n : null;
+}
+
+/** Progress from `progress.json` if it parses, else from upstream's bare `progress` count (total unknown: 0). */
+export function parseProgress(files: { json?: string; count?: string }): Progress | undefined {
+  if (files.json !== undefined) {
+    try {
+      const parsed = ProgressSchema.safeParse(JSON.parse(files.json));
+      if (parsed.success) return parsed.data;
+    } catch {
+      // fall through to the count
+    }
+  }
+  if (files.count !== undefined) {
+    const done = Number(files.count.trim());
+    if (Number.isInteger(done) && done >= 0) return { total: 0, done, cached: 0, errors: 0 };
+  }
+  return undefined;
+}
+
+/**
+ * What an exit code means. `builtin`: the code comes from evalflow's own harness, whose codes 2 (invalid
+ * run config) and 3 (too many failed samples, results written) carry meaning; for upstream containers
+ * only success and signals do.
+ */
+export function outcomeOfExit(code: number, builtin: boolean): Outcome {
+  if (code === HARNESS_EXIT.ok) return { kind: 'succeeded' };
+  if (code === HARNESS_EXIT.sigint || code === HARNESS_EXIT.sigterm || code === HARNESS_EXIT.sigkill) {
+    const signal = code === HARNESS_EXIT.sigint ? 'SIGINT' : code === HARNESS_EXIT.sigterm ? 'SIGTERM' : 'SIGKILL';
+    return { kind: 'resumable', reason: `the harness was stopped by ${signal} (exit code ${code})` };
+  }
+  if (builtin && code === HARNESS_EXIT.config) {
+    return { kind: 'failed', exitCode: code, permanent: true, reason: 'the harness rejected its run config (exit code 2)' };
+  }
+  if (builtin && code === HARNESS_EXIT.tooManyErrors) {
+    return { kind: 'failed', exitCode: code, permanent: true, resultsWritten: true, reason: 'too many samples failed after retries (exit code 3)' };
+  }
+  return { kind: 'failed', exitCode: code, permanent: false, reason: `the harness exited with code ${code}` };
+}

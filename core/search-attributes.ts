@@ -1,0 +1,10 @@
+/** evalflow's custom search attributes (registered on the namespace; set on every workflow). */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const SEARCH_ATTRIBUTES = {
+  invocation: defineSearchAttributeKey('EvalInvocation', SearchAttributeType.KEYWORD),
+  task: defineSearchAttributeKey('EvalTask', SearchAttributeType.KEYWORD),
+  model: defineSearchAttributeKey('EvalModel', SearchAttributeType.KEYWORD),
+  backend: defineSearchAttributeKey('EvalBackend', SearchAttributeType.KEYWORD),
+  stage: defineSearchAttributeKey('EvalStage', SearchAttributeType.KEYWORD),
+} as const;

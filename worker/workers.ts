@@ -1,0 +1,67 @@
+/**
+ * The workers of one evalflow worker process: one on the shared task queue (workflows and activities),
+ * one on this host's own queue (activities only), which serves the polls, stops and collects of the local
+ * processes and containers this host runs. One place for this wiring: the worker command and the tests.
+ */
+import { existsSync } from 'node:fs';
+import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import { createActivities, type ActivityDeps } from '../activities/index.js';
+import { localHostIdentity, type HostIdentity } from '../backends/local/host.js';
+import { createExecutors, type ExecutorOptions } from '../backends/registry.js';
+import { distPath } from '../common/paths.js';
+import { hostTaskQueue, TASK_QUEUE } from '../core/ids.js';
+
+export interface EvalflowWorkerOptions {
+  connection: NativeConnection;
+  namespace?: string;
+  taskQueue?: string;
+  host?: HostIdentity;
+  executorOptions?: Omit<ExecutorOptions, 'host'>;
+  activityDeps?: Partial<Omit<ActivityDeps, 'host'>>;
+  shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
+}
+
+export interface EvalflowWorkers {
+  host: HostIdentity;
+  run(): Promise<void>;
+  shutdown(): void;
+  readonly running: boolean;
+}
+
+/** Prefer the bundle built by `npm run build`; fall back to bundling the compiled workflows now. */
+export function workflowCodeOptions(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  const bundle = distPath('workflow-bundle.js');
+  return existsSync(bundle) ? { workflowBundle: { codePath: bundle } } : { workflowsPath: distPath('workflows', 'index.js') };
+}
+
+export async function createWorkers(opts: EvalflowWorkerOptions): Promise<EvalflowWorkers> {
+  const host = opts.host ?? localHostIdentity();
+  const activities = createActivities({
+    executors: createExecutors({ host, ...opts.executorOptions }),
+    host,
+    ...opts.activityDeps,
+  });
+  const common = { connection: opts.connection, namespace: opts.namespace ?? 'default', activities, ...(opts.shutdownGraceTime ? { shutdownGraceTime: opts.shutdownGraceTime } : {}) };
+  const shared = await Worker.create({ ...common, taskQueue: opts.taskQueue ?? TASK_QUEUE, ...workflowCodeOptions() });
+  const local = await Worker.create({ ...common, taskQueue: hostTaskQueue(host.id) });
+  const workers = [shared, local];
+  return {
+    host,
+    run: async () => {
+      // If one stops (fatal error), stop the other so the process does not half-serve.
+      await Promise.all(
+        workers.map((w) =>
+          w.run().finally(() => {
+            for (const other of workers) if (other.getState() === 'RUNNING') other.shutdown();
+          }),
+        ),
+      );
+    },
+    shutdown: () => {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    },
+    get running() {
+      return workers.some((w) => w.getState() === 'RUNNING');
+    },
+  };
+}
