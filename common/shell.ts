@@ -20,3 +20,28 @@ export function shellQuote(value: string | number): string {
 export function shellCommand(argv: readonly (string | number)[]): string {
   return argv.map(shellQuote).join(' ');
 }
+
+/** Reverses shellQuote (and only what it produces): bare plain words and single-quoted pieces joined by `\'`. */
+export function shellUnquote(word: string): string {
+  let out = '';
+  let rest = word;
+  while (rest.length > 0) {
+    if (rest.startsWith("'")) {
+      const end = rest.indexOf("'", 1);
+      if (end < 0) throw new Error('unterminated single quote');
+      out += rest.slice(1, end);
+      rest = rest.slice(end + 1);
+    } else if (rest.startsWith("\\'")) {
+      out += "'";
+      rest = rest.slice(2);
+    } else {
+      const next = rest.search(/'|\\'/);
+      const bare = next < 0 ? rest : rest.slice(0, next);
+      // The word may be a secret: say what is wrong, never what it holds.
+      if (!PLAIN_WORD.test(bare)) throw new Error('unquoted special character');
+      out += bare;
+      rest = next < 0 ? '' : rest.slice(next);
+    }
+  }
+  return out;
+}
