@@ -4,6 +4,7 @@
  * `config.params` and `target.api_endpoint` reuse the harness run-config schemas (one concept, one place).
  */
 import { z } from 'zod';
+import { parseDockerArgs } from '../backends/local/docker/args.js';
 import { ApiEndpointSchema, EndpointTypeSchema, ParamsSchema } from '../harness/run-config.js';
 import { ENV_NAME_RE, envValueProblem } from './env.js';
 import { ConfigError } from './errors.js';
@@ -245,6 +246,8 @@ export function validateRunConfig(tree: unknown): RunConfig {
 
 /** Checks between keys, once each key is known to be well-formed. */
 function checkReferences(cfg: RunConfig): void {
+  // Docker flags that have no Docker API equivalent are refused here, before anything starts.
+  parseDockerArgs(cfg.execution.extra_docker_args);
   for (const [i, index] of (cfg.selected_tasks ?? []).entries()) {
     if (index >= cfg.evaluation.tasks.length) throw new ConfigError(`selected_tasks[${i}]: no task at index ${index}`, `selected_tasks[${i}]`);
   }

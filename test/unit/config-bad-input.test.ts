@@ -122,6 +122,8 @@ const CASES: Case[] = [
   { name: 'invalid runtime', config: good(), overrides: ['execution.runtime=podman'], message: 'execution.runtime: expected "docker" or "process", got "podman"' },
   { name: 'heartbeat timeout below 10 s', config: good({ 'execution.heartbeat_timeout': 5 }), message: 'execution.heartbeat_timeout: expected number >= 10, got 5' },
   { name: 'max_attempts 0', config: good({ 'execution.max_attempts': 0 }), message: 'execution.max_attempts: expected integer >= 1, got 0' },
+  { name: 'unmappable extra_docker_args flag', config: good({ 'execution.extra_docker_args': '--shm-size 1g --name x' }), message: /^(error: )?execution\.extra_docker_args: unsupported docker flag --name; supported: /, keyPath: 'execution.extra_docker_args' },
+  { name: 'bad extra_docker_args value', config: good({ 'execution.extra_docker_args': '--memory lots' }), message: 'execution.extra_docker_args: --memory: expected a size like 512m or 2g, got "lots"', keyPath: 'execution.extra_docker_args' },
   { name: 'unknown mount kind', config: good({ 'execution.mounts': { scratch: {} } }), message: 'execution.mounts.scratch: unknown key (expected one of: deployment, evaluation, auxiliary, mount_home)' },
   { name: 'unknown auto-export destination', config: good({ 'execution.auto_export': { destinations: ['s3'] } }), message: "execution.auto_export.destinations[0]: unknown export destination 's3'", keyPath: 'execution.auto_export.destinations[0]' },
   { name: 'local export format', config: good({ export: { local: { format: 'xml' } } }), message: 'export.local.format: expected "json" or "csv", got "xml"' },
