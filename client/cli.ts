@@ -5,12 +5,18 @@
  * Exit codes: 0 ok · 1 the run or the command failed · 2 bad input (config, override, flag, id).
  */
 import type { Client } from '@temporalio/client';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../config/errors.js';
 import { evalflowVersion } from '../common/paths.js';
+import type { CompareOptions } from './commands/compare.js';
 import { stdio, type Output } from './output.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
+const parseNumber = (value: string): number => {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`'${value}' is not a number`);
+  return n;
+};
 
 export async function main(argv: string[], io: Output = stdio): Promise<number> {
   if (argv[0] === 'harness' && argv[1] === 'run_eval') {
@@ -120,6 +126,29 @@ export async function main(argv: string[], io: Output = stdio): Promise<number> 
     .action(async (ids: string[], o: { dest: string; format: 'json' | 'csv'; outputDir?: string; outputFilename?: string }) => {
       const { exportCommand } = await import('./commands/export.js');
       exitCode = await withClient((c) => exportCommand(c, ids, o, io));
+    });
+
+  program
+    .command('compare')
+    .description('compare run B with baseline A per task and metric: difference, paired interval, p-value, verdict (exit 1 on a regression)')
+    .argument('<a>', 'baseline: invocation or job id (unique prefix) or run directory')
+    .argument('<b>', 'candidate: invocation or job id (unique prefix) or run directory')
+    .option('--json', 'machine-readable output', false)
+    .option('--html <file>', 'also write a self-contained HTML report')
+    .option('--min-drop <x>', 'smallest drop that counts (metric units, default 0.02)', parseNumber)
+    .option('--alpha <x>', 'significance level of the paired test (default 0.05)', parseNumber)
+    .option('--confidence <x>', 'confidence level of the intervals (default 0.95)', parseNumber)
+    .option('--gate <glob>', 'metrics that decide the verdict (flattened names, * wildcard; default all); repeatable', collect, [])
+    .option('--lower-is-better <glob>', 'metrics where lower is better; repeatable', collect, [])
+    .option('--seed <n>', 'bootstrap seed', parseNumber)
+    .option('--resamples <n>', 'bootstrap resamples (default 10000)', parseNumber)
+    .action(async (a: string, b: string, o: CompareOptions) => {
+      const { compareCommand, isRunDir } = await import('./commands/compare.js');
+      if (isRunDir(a) && isRunDir(b)) {
+        exitCode = await compareCommand(() => Promise.reject(new Error('no Temporal client needed')), a, b, o, io);
+        return;
+      }
+      exitCode = await withClient((c) => compareCommand(() => Promise.resolve(c), a, b, o, io));
     });
 
   program
