@@ -11,12 +11,21 @@ type Part = string | { expr: string };
 const NOT_FOUND = Symbol('not found');
 
 export function resolveInterpolations(root: Tree, env: Record<string, string | undefined>): Tree {
-  return new Resolver(root, env).node([]) as Tree;
+  const { tree, problems } = resolveInterpolationsCollecting(root, env);
+  if (problems.length > 0) throw ConfigError.combine(problems);
+  return tree;
+}
+
+/** Resolves what it can: a value whose interpolation fails is reported and kept as written. */
+export function resolveInterpolationsCollecting(root: Tree, env: Record<string, string | undefined>): { tree: Tree; problems: ConfigError[] } {
+  const resolver = new Resolver(root, env);
+  return { tree: resolver.node([]) as Tree, problems: resolver.problems };
 }
 
 class Resolver {
   private readonly resolved = new Map<string, unknown>();
   private readonly active: string[][] = [];
+  readonly problems: ConfigError[] = [];
 
   constructor(
     private readonly root: Tree,
@@ -37,7 +46,7 @@ class Resolver {
       const raw = this.lookup(segments);
       const where = this.display(segments);
       let value: unknown = raw;
-      if (typeof raw === 'string') value = this.text(raw, where);
+      if (typeof raw === 'string') value = this.leaf(raw, where);
       else if (Array.isArray(raw)) value = raw.map((_, i) => this.node([...segments, String(i)]));
       else if (isTree(raw)) value = Object.fromEntries(Object.keys(raw).map((k) => [k, this.node([...segments, k])]));
       this.resolved.set(id, value);
@@ -61,6 +70,17 @@ class Resolver {
 
   private display(segments: readonly string[]): string {
     return formatKeyPath(typedSegments(this.root, segments)) || '<root>';
+  }
+
+  /** A string value of the tree: resolved, or (on a problem, which is recorded) kept as written. */
+  private leaf(raw: string, where: string): unknown {
+    try {
+      return this.text(raw, where);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      this.problems.push(err);
+      return raw;
+    }
   }
 
   /** Resolves the interpolations of one string value found at `where`. */

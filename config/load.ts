@@ -7,10 +7,10 @@ import { isAbsolute, resolve } from 'node:path';
 import type { ApiEndpoint, Params } from '../harness/run-config.js';
 import { baseDefaults, chooseOption, compose, isGroup, parseDefaultsList } from './compose.js';
 import { envValueProblem } from './env.js';
-import { ConfigError } from './errors.js';
-import { resolveInterpolations } from './interpolate.js';
+import { ConfigError, ConfigProblems } from './errors.js';
+import { resolveInterpolationsCollecting } from './interpolate.js';
 import { applyOverride, bareTaskName, parseOverride, taskIndicesByName, type Override } from './overrides.js';
-import { KNOWN_EVALUATOR_CONFIG_KEYS, validateRunConfig, type NemoEvaluatorConfig, type RunConfig } from './schema.js';
+import { checkRunConfig, KNOWN_EVALUATOR_CONFIG_KEYS, type NemoEvaluatorConfig, type RunConfig } from './schema.js';
 import { child, deepMerge, formatKeyPath, isTree, missingPaths, type Tree } from './tree.js';
 import { readYamlMapping } from './yaml-source.js';
 
@@ -33,23 +33,38 @@ export function loadRunConfig(opts: LoadOptions = {}): RunConfig {
   const cwd = opts.cwd ?? process.cwd();
   const file = opts.configPath === undefined ? undefined : resolve(cwd, opts.configPath);
   const own = file === undefined ? {} : readYamlMapping(file);
+  const problems = new ConfigProblems();
   let tree: Tree;
   if (opts.configMode === 'raw') {
     if (file === undefined) throw new ConfigError('--config-mode raw needs a config file', 'config');
     if (opts.overrides?.length) throw new ConfigError('overrides (-o) cannot be combined with --config-mode raw: a raw config is used as written', 'overrides');
     tree = own;
   } else {
-    tree = composeWithOverrides(own, (opts.overrides ?? []).map(parseOverride));
+    const overrides = (opts.overrides ?? []).flatMap((text) => problems.check(() => [parseOverride(text)]) ?? []);
+    tree = composeWithOverrides(own, overrides, problems);
   }
+  // Sections of a kind evalflow does not run yet are validated against nothing: report only that.
   checkSupported(tree);
-  checkMissing(tree);
-  checkNoEnvInterpolation(tree);
-  if (opts.configMode !== 'raw') tree = resolveInterpolations(tree, opts.env ?? process.env);
-  const cfg = validateRunConfig(absolutePaths(tree, cwd));
-  return opts.taskFilter?.length ? selectTasks(cfg, opts.taskFilter) : cfg;
+  // Every other problem is collected, so one run of the command lists them all. Values already reported
+  // (a `???`, a failed interpolation) are left out of the schema check rather than reported twice.
+  for (const path of missingPaths(tree)) {
+    problems.add(new ConfigError(`${path}: missing required value (???); set it in the config or with -o ${path}=...`, path));
+  }
+  for (const error of envInterpolationProblems(tree)) problems.add(error);
+  if (opts.configMode !== 'raw') {
+    const resolved = resolveInterpolationsCollecting(tree, opts.env ?? process.env);
+    for (const error of resolved.problems) if (!problems.covers(error.keyPath ?? '')) problems.add(error);
+    tree = resolved.tree;
+  }
+  const checked = checkRunConfig(absolutePaths(tree, cwd), (keyPath) => problems.covers(keyPath));
+  for (const error of checked.problems) problems.add(error);
+  const valid = checked.cfg;
+  const cfg = valid && opts.taskFilter?.length ? problems.check(() => selectTasks(valid, opts.taskFilter ?? [])) : valid;
+  if (cfg === undefined || problems.any) throw problems.toError();
+  return cfg;
 }
 
-function composeWithOverrides(own: Tree, overrides: Override[]): Tree {
+function composeWithOverrides(own: Tree, overrides: Override[], problems: ConfigProblems): Tree {
   const { defaults, ...self } = own;
   let entries = defaults === undefined ? baseDefaults() : parseDefaultsList(defaults);
   // `-o execution=local` picks a group option, as in Hydra; every other override edits the composed tree.
@@ -61,45 +76,39 @@ function composeWithOverrides(own: Tree, overrides: Override[]): Tree {
     } else edits.push(ov);
   }
   const tree = compose(self, entries);
-  for (const ov of edits) applyOverride(tree, ov);
+  for (const ov of edits) problems.check(() => applyOverride(tree, ov));
   return tree;
 }
 
-/** Sections that upstream supports and evalflow does not implement yet are named as such. */
+/** Sections that upstream supports and evalflow does not implement yet are named as such (all at once). */
 function checkSupported(tree: Tree): void {
   const execution = child(tree, 'execution').value;
   const deployment = child(tree, 'deployment').value;
   const aux = child(tree, 'auxiliary_deployments').value;
   const type = (node: unknown) => (isTree(node) && typeof node.type === 'string' ? node.type : undefined);
+  const problems = new ConfigProblems();
   const execType = type(execution);
-  if (execType !== undefined && execType !== 'local') throw new ConfigError(`execution.type: execution '${execType}' is not supported yet (evalflow supports: local)`, 'execution.type');
+  if (execType !== undefined && execType !== 'local') problems.add(new ConfigError(`execution.type: execution '${execType}' is not supported yet (evalflow supports: local)`, 'execution.type'));
   const deployType = type(deployment);
-  if (deployType !== undefined && deployType !== 'none') throw new ConfigError(`deployment.type: deployment '${deployType}' is not supported yet (evalflow supports: none)`, 'deployment.type');
+  if (deployType !== undefined && deployType !== 'none') problems.add(new ConfigError(`deployment.type: deployment '${deployType}' is not supported yet (evalflow supports: none)`, 'deployment.type'));
   if (isTree(aux) && Object.keys(aux).length > 0) {
-    throw new ConfigError(`auxiliary_deployments: auxiliary deployments are not supported yet (found: ${Object.keys(aux).join(', ')})`, 'auxiliary_deployments');
+    problems.add(new ConfigError(`auxiliary_deployments: auxiliary deployments are not supported yet (found: ${Object.keys(aux).join(', ')})`, 'auxiliary_deployments'));
   }
-}
-
-function checkMissing(tree: Tree): void {
-  const missing = missingPaths(tree);
-  if (missing.length === 0) return;
-  throw new ConfigError(`missing required value${missing.length > 1 ? 's' : ''} (set in the config or with -o key=value): ${missing.join(', ')}`, missing[0]);
+  problems.throwIfAny();
 }
 
 /** Upstream rule: env values name their source explicitly; `${oc.env:...}` would copy a secret into the config. */
-function checkNoEnvInterpolation(node: unknown, path: (string | number)[] = []): void {
-  if (Array.isArray(node)) node.forEach((v, i) => checkNoEnvInterpolation(v, [...path, i]));
-  if (!isTree(node)) return;
-  for (const [key, value] of Object.entries(node)) {
-    if (key === 'env_vars' && isTree(value)) {
-      for (const [name, v] of Object.entries(value)) {
-        if (typeof v === 'string' && v.includes('${oc.env:')) {
-          const keyPath = formatKeyPath([...path, key, name]);
-          throw new ConfigError(`${keyPath}: ${envValueProblem(v)}`, keyPath);
-        }
-      }
-    } else checkNoEnvInterpolation(value, [...path, key]);
-  }
+function envInterpolationProblems(node: unknown, path: (string | number)[] = []): ConfigError[] {
+  if (Array.isArray(node)) return node.flatMap((v, i) => envInterpolationProblems(v, [...path, i]));
+  if (!isTree(node)) return [];
+  return Object.entries(node).flatMap(([key, value]) => {
+    if (key !== 'env_vars' || !isTree(value)) return envInterpolationProblems(value, [...path, key]);
+    return Object.entries(value).flatMap(([name, v]) => {
+      if (typeof v !== 'string' || !v.includes('${oc.env:')) return [];
+      const keyPath = formatKeyPath([...path, key, name]);
+      return [new ConfigError(`${keyPath}: ${envValueProblem(v)}`, keyPath)];
+    });
+  });
 }
 
 /** Relative output and dataset dirs, and `./`-style mount sources, are taken relative to `cwd`. */

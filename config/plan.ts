@@ -4,7 +4,7 @@
  */
 import { ENDPOINT_TYPES } from '../harness/run-config.js';
 import { resolveTaskEnv, type EnvRef } from './env.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, ConfigProblems } from './errors.js';
 import { taskEvaluatorConfig, type TaskEvaluatorConfig } from './load.js';
 import { resolveTaskName, type CatalogueTask } from './registry.js';
 import type { RunConfig } from './schema.js';
@@ -31,9 +31,13 @@ export interface TaskPlan {
   warnings: string[];
 }
 
+/** Plans every selected task; the problems of all tasks are reported together. */
 export function planTasks(cfg: RunConfig): TaskPlan[] {
   const indices = cfg.selected_tasks ?? cfg.evaluation.tasks.map((_, i) => i);
-  return indices.map((index) => planTask(cfg, index));
+  const problems = new ConfigProblems();
+  const plans = indices.flatMap((index) => problems.check(() => [planTask(cfg, index)]) ?? []);
+  problems.throwIfAny();
+  return plans;
 }
 
 function planTask(cfg: RunConfig, index: number): TaskPlan {
@@ -47,10 +51,11 @@ function planTask(cfg: RunConfig, index: number): TaskPlan {
     if (err instanceof ConfigError) throw new ConfigError(`${at}.name: ${err.message}`, `${at}.name`);
     throw err;
   }
+  const problems = new ConfigProblems();
   const container = spec.container ?? task.container;
   if (cfg.execution.runtime === 'process' && container !== undefined) {
     const key = spec.container === undefined ? `${at}.name` : `${at}.container`;
-    throw new ConfigError(`${key}: task ${task.fullName} runs in container ${container} and needs execution.runtime=docker (runtime 'process' runs evalflow's built-in tasks only)`, key);
+    problems.add(new ConfigError(`${key}: task ${task.fullName} runs in container ${container} and needs execution.runtime=docker (runtime 'process' runs evalflow's built-in tasks only)`, key));
   }
   const evaluatorConfig = taskEvaluatorConfig(cfg, index);
   const warnings: string[] = [];
@@ -59,15 +64,18 @@ function planTask(cfg: RunConfig, index: number): TaskPlan {
     const inTask = hasPath(spec.nemo_evaluator_config, key.split('.'));
     const where = `${inTask ? at : 'evaluation'}.nemo_evaluator_config.${key}`;
     if (task.builtin) {
-      throw new ConfigError(`${where}: unknown key (the built-in harness takes config.params and config.type; task knobs go in config.params.extra)`, where);
+      problems.add(new ConfigError(`${where}: unknown key (the built-in harness takes config.params and config.type; task knobs go in config.params.extra)`, where));
+    } else {
+      warnings.push(`${where}: not a nemo-evaluator key; passed to the ${task.harness} container of ${at} unchanged (did you mean config.params.extra?)`);
     }
-    warnings.push(`${where}: not a nemo-evaluator key; passed to the ${task.harness} container of ${at} unchanged (did you mean config.params.extra?)`);
   }
+  const type = problems.check(() => endpointType(cfg, index, task));
+  if (type === undefined || problems.any) throw problems.toError();
   return {
     index,
     jobName: `${task.name}.${index}`,
     task,
-    endpointType: endpointType(cfg, index, task),
+    endpointType: type,
     evaluatorConfig,
     warnings,
     env: resolveTaskEnv(cfg, index),

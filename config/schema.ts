@@ -8,6 +8,7 @@ import { parseDockerArgs } from '../backends/local/docker/args.js';
 import { ApiEndpointSchema, EndpointTypeSchema, ParamsSchema } from '../harness/run-config.js';
 import { ENV_NAME_RE, envValueProblem } from './env.js';
 import { ConfigError } from './errors.js';
+import { resolveTaskName } from './registry.js';
 import { closeMatches } from './suggest.js';
 import { formatKeyPath } from './tree.js';
 
@@ -23,13 +24,21 @@ const EnvVarsSchema = z.record(z.string().regex(ENV_NAME_RE, 'must be an environ
 
 const MountMapSchema = z.record(z.string().min(1), z.string().min(1));
 
+export const EXPORT_DESTINATIONS = ['local', 'mlflow', 'wandb', 'gsheets'] as const;
+const ExportDestinationNameSchema = z
+  .string()
+  .min(1)
+  .refine((dest) => (EXPORT_DESTINATIONS as readonly string[]).includes(dest), {
+    error: (issue) => `unknown export destination '${String(issue.input)}' (expected one of: ${EXPORT_DESTINATIONS.join(', ')})`,
+  });
+
 /** Keys every executor shares: ours (watch and relaunch budgets) and upstream's auto-export. */
 const executionCommon = {
   /** Ours: seconds without a heartbeat from the watcher before another worker takes over. */
   heartbeat_timeout: z.number().min(10).default(60),
   /** Ours: launches per task, counting relaunches after a lost, killed or timed-out harness. */
   max_attempts: z.number().int().min(1).default(3),
-  auto_export: z.object({ destinations: z.array(z.string().min(1)) }).strict().optional(),
+  auto_export: z.object({ destinations: z.array(ExportDestinationNameSchema) }).strict().optional(),
 };
 
 const LocalExecutionSchema = z
@@ -161,10 +170,21 @@ const NemoEvaluatorConfigSchema = z
 export const KNOWN_EVALUATOR_CONFIG_KEYS = { root: ['config', 'target'], config: ['params', 'type'], target: ['api_endpoint'] } as const;
 export type NemoEvaluatorConfig = z.infer<typeof NemoEvaluatorConfigSchema>;
 
+/** A well-formed task name must also name a task of the catalogue (checked here so it is reported with the rest). */
+function taskNameProblem(name: string, ctx: z.RefinementCtx): void {
+  if (!TASK_NAME_RE.test(name)) return; // reported by the pattern
+  try {
+    resolveTaskName(name);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    ctx.addIssue({ code: 'custom', message: err.message, input: name });
+  }
+}
+
 const TaskSchema = z
   .object({
     /** `harness.task` or a bare task name (see config/registry.ts). */
-    name: z.string().regex(TASK_NAME_RE, 'must be a task name like harness.task'),
+    name: z.string().regex(TASK_NAME_RE, 'must be a task name like harness.task').superRefine(taskNameProblem),
     container: z.string().regex(IMAGE_RE, 'must be a container image reference').optional(),
     endpoint_type: EndpointTypeSchema.optional(),
     env_vars: EnvVarsSchema.optional(),
@@ -188,7 +208,6 @@ const EvaluationSchema = z
   })
   .strict();
 
-export const EXPORT_DESTINATIONS = ['local', 'mlflow', 'wandb', 'gsheets'] as const;
 /** Destination settings beyond `local` are validated by their exporters. */
 const ExporterSettingsSchema = z.record(z.string(), z.unknown());
 const ExportSchema = z
@@ -231,32 +250,42 @@ export const RunConfigSchema = z
   .strict();
 export type RunConfig = z.infer<typeof RunConfigSchema>;
 
-/** Validates a resolved tree; every problem is reported, one line each, first key path in `keyPath`. */
+/** Validates a resolved tree; throws one ConfigError listing every problem (first key path in `keyPath`). */
 export function validateRunConfig(tree: unknown): RunConfig {
+  const { cfg, problems } = checkRunConfig(tree);
+  if (cfg === undefined || problems.length > 0) throw ConfigError.combine(problems);
+  return cfg;
+}
+
+/**
+ * Every problem of a resolved tree, one ConfigError each, and the config when there is none. Problems the
+ * caller already reported (`isReported`, e.g. a `???` value) are left out.
+ */
+export function checkRunConfig(tree: unknown, isReported: (keyPath: string) => boolean = () => false): { cfg?: RunConfig; problems: ConfigError[] } {
   const result = RunConfigSchema.safeParse(tree, { reportInput: true });
   if (!result.success) {
-    const lines = result.error.issues.flatMap(describeIssue);
-    const first = lines[0] ?? { path: '', text: 'invalid config' };
-    const message = lines.length === 1 ? first.text : `invalid config:\n${lines.map((l) => `  ${l.text}`).join('\n')}`;
-    throw new ConfigError(message, first.path);
+    const problems = result.error.issues
+      .flatMap(describeIssue)
+      .filter((line) => !isReported(line.path))
+      .map((line) => new ConfigError(line.text, line.path));
+    return { problems };
   }
-  checkReferences(result.data);
-  return result.data;
+  return { cfg: result.data, problems: referenceProblems(result.data) };
 }
 
 /** Checks between keys, once each key is known to be well-formed. */
-function checkReferences(cfg: RunConfig): void {
-  // Docker flags that have no Docker API equivalent are refused here, before anything starts.
-  parseDockerArgs(cfg.execution.extra_docker_args);
-  for (const [i, index] of (cfg.selected_tasks ?? []).entries()) {
-    if (index >= cfg.evaluation.tasks.length) throw new ConfigError(`selected_tasks[${i}]: no task at index ${index}`, `selected_tasks[${i}]`);
+function referenceProblems(cfg: RunConfig): ConfigError[] {
+  const problems = (cfg.selected_tasks ?? []).flatMap((index, i) =>
+    index < cfg.evaluation.tasks.length ? [] : [new ConfigError(`selected_tasks[${i}]: no task at index ${index}`, `selected_tasks[${i}]`)],
+  );
+  try {
+    // Docker flags that have no Docker API equivalent are refused here, before anything starts.
+    parseDockerArgs(cfg.execution.extra_docker_args);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(err);
   }
-  for (const [i, dest] of (cfg.execution.auto_export?.destinations ?? []).entries()) {
-    if (!(EXPORT_DESTINATIONS as readonly string[]).includes(dest)) {
-      const path = `execution.auto_export.destinations[${i}]`;
-      throw new ConfigError(`${path}: unknown export destination '${dest}' (expected one of: ${EXPORT_DESTINATIONS.join(', ')})`, path);
-    }
-  }
+  return problems;
 }
 
 type Issue = z.core.$ZodIssue;

@@ -74,7 +74,7 @@ const CASES: Case[] = [
   { name: 'bare variable name as env value (legacy form)', config: good({ 'evaluation.env_vars': { HF_TOKEN: 'HF_TOKEN' } }), message: "evaluation.env_vars.HF_TOKEN: expected 'host:VAR', 'lit:value' or 'runtime:VAR' (to pass the host variable HF_TOKEN, write 'host:HF_TOKEN')" },
   { name: '${oc.env} in env_vars', config: good({ 'evaluation.env_vars': { HF_TOKEN: '${oc.env:HF_TOKEN}' } }), message: 'evaluation.env_vars.HF_TOKEN: ${oc.env:...} is not allowed in env_vars', keyPath: 'evaluation.env_vars.HF_TOKEN' },
   { name: 'bad env var name', config: good({ env_vars: { 'MY-VAR': 'lit:1' } }), message: 'env_vars.MY-VAR: invalid key: must be an environment variable name' },
-  { name: 'missing ??? value', config: good({ 'target.api_endpoint.model_id': undefined }), message: 'missing required value (set in the config or with -o key=value): target.api_endpoint.model_id', keyPath: 'target.api_endpoint.model_id' },
+  { name: 'missing ??? value', config: good({ 'target.api_endpoint.model_id': undefined }), message: 'target.api_endpoint.model_id: missing required value (???); set it in the config or with -o target.api_endpoint.model_id=...', keyPath: 'target.api_endpoint.model_id' },
   { name: 'bad override syntax', config: good(), overrides: ['execution.mode'], message: "invalid override 'execution.mode': expected key=value", keyPath: 'overrides' },
   { name: '= on a missing key', config: good(), overrides: ['execution.modes=parallel'], message: "override 'execution.modes=parallel': key 'execution.modes' does not exist; use '+execution.modes=parallel'", keyPath: 'execution.modes' },
   { name: '+ on an existing key', config: good(), overrides: ['+execution.mode=parallel'], message: "override '+execution.mode=parallel': 'execution.mode' already exists", keyPath: 'execution.mode' },
@@ -179,5 +179,92 @@ describe('bad config input', () => {
     if (typeof c.message === 'string') expect(stderr.startsWith(`error: ${c.message}`), `got: ${stderr}`).toBe(true);
     else expect(stderr.trimEnd()).toMatch(c.message);
     expect(stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('every problem of a config at once', () => {
+  // Unknown keys (top level included) next to missing required values, bad values, an unknown task, a bad
+  // interpolation and a bad override: one run reports all of them, each under its key path.
+  const config = {
+    executor: 'local',
+    execution: { output_dir: '/tmp/out', mode: 'fast', mounts: { scratch: {} } },
+    target: { api_endpoint: { url: 'localhost:8000', model_id: '???' } },
+    evaluation: {
+      env_vars: { HF_TOKEN: 'HF_TOKEN' },
+      nemo_evaluator_config: params({ temperature: -1, paralelism: 4 }),
+      tasks: [{ name: 'evalflow.gsm8kk' }, { name: 'evalflow.mmlu', dataset_dir: '${execution.nowhere}', prams: {} }],
+    },
+  };
+  const overrides = ['execution.modes=parallel'];
+  const expected = [
+    "override 'execution.modes=parallel': key 'execution.modes' does not exist",
+    'target.api_endpoint.model_id: missing required value (???)',
+    "evaluation.tasks[1].dataset_dir: interpolation '${execution.nowhere}' refers to missing key 'execution.nowhere'",
+    "executor: unknown key; did you mean 'execution'?",
+    'execution.mode: expected "sequential" or "parallel", got "fast"',
+    'execution.mounts.scratch: unknown key',
+    'target.api_endpoint.url: expected an http(s) URL, got "localhost:8000"',
+    "evaluation.env_vars.HF_TOKEN: expected 'host:VAR', 'lit:value' or 'runtime:VAR'",
+    'evaluation.nemo_evaluator_config.config.params.temperature: expected number >= 0, got -1',
+    "evaluation.nemo_evaluator_config.config.params.paralelism: unknown key; did you mean 'parallelism'?",
+    "evaluation.tasks[0].name: unknown task 'evalflow.gsm8kk'",
+    'evaluation.tasks[1].prams: unknown key (expected one of: name, container,',
+  ];
+
+  it('lists every problem, one line each, starting with its key path', () => {
+    const configPath = writeCase({ name: 'all problems', config, message: '' });
+    let error: unknown;
+    try {
+      loadRunConfig({ configPath, overrides, env: {}, cwd: dir });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const err = error as ConfigError;
+    const lines = err.message.split('\n');
+    expect(lines[0]).toBe('invalid config:');
+    expect(lines.slice(1)).toHaveLength(expected.length);
+    for (const text of expected) expect(lines.filter((l) => l.startsWith(`  ${text}`)), text).toHaveLength(1);
+    expect(err.problems.map((p) => p.keyPath)).toContain('executor');
+    expect(err.problems.map((p) => p.keyPath)).toContain('target.api_endpoint.model_id');
+  });
+
+  it('through the CLI: exit 2, every key path on stderr, nothing on stdout', async () => {
+    let stdout = '';
+    let stderr = '';
+    const argv = ['run', '-c', writeCase({ name: 'all problems', config, message: '' }), '--dry-run', ...overrides.flatMap((o) => ['-o', o])];
+    const code = await main(argv, { out: (t) => (stdout += t), err: (t) => (stderr += t), isTTY: false });
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr.startsWith('error: invalid config:\n')).toBe(true);
+    for (const text of expected) expect(stderr).toContain(`  ${text}`);
+  });
+
+  it('reports the planning problems of every task together', () => {
+    const configPath = writeCase({
+      name: 'plan problems',
+      config: good({
+        'execution.runtime': 'process',
+        'evaluation.tasks': [
+          { name: 'simple_evals.mmlu' },
+          { name: 'evalflow.gsm8k', nemo_evaluator_config: { config: { extra: {} } } },
+          { name: 'lm-evaluation-harness.gsm8k', endpoint_type: 'chat' },
+        ],
+      }),
+      message: '',
+    });
+    const cfg = loadRunConfig({ configPath, env: {}, cwd: dir });
+    let error: unknown;
+    try {
+      planTasks(cfg);
+    } catch (err) {
+      error = err;
+    }
+    expect((error as ConfigError).problems.map((p) => p.keyPath)).toEqual([
+      'evaluation.tasks[0].name',
+      'evaluation.tasks[1].nemo_evaluator_config.config.extra',
+      'evaluation.tasks[2].name',
+      'evaluation.tasks[2].endpoint_type',
+    ]);
   });
 });

@@ -121,10 +121,10 @@ describe('defaults groups', () => {
 describe('required values (???)', () => {
   it('lists every missing key path', () => {
     const err = loadError({ evaluation: { tasks: [{ name: 'evalflow.gsm8k', nemo_evaluator_config: { config: { params: { extra: { judge: '???' } } } } }] } });
-    expect(err.message).toBe(
-      'missing required values (set in the config or with -o key=value): target.api_endpoint.url, target.api_endpoint.model_id, evaluation.tasks[0].nemo_evaluator_config.config.params.extra.judge, execution.output_dir',
-    );
+    const paths = ['target.api_endpoint.url', 'target.api_endpoint.model_id', 'evaluation.tasks[0].nemo_evaluator_config.config.params.extra.judge', 'execution.output_dir'];
+    expect(err.message).toBe(`invalid config:\n${paths.map((p) => `  ${p}: missing required value (???); set it in the config or with -o ${p}=...`).join('\n')}`);
     expect(err.keyPath).toBe('target.api_endpoint.url');
+    expect(err.problems.map((p) => p.keyPath)).toEqual(paths);
   });
 
   it('accepts values supplied with -o', () => {
