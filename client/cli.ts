@@ -88,6 +88,18 @@ export async function main(argv: string[], io: Output = stdio): Promise<number> 
     });
 
   program
+    .command('resume')
+    .description('re-run the failed or killed jobs of a finished invocation (or one job); cached samples are not requested again')
+    .argument('<id>')
+    .option('--all', 'also re-run the jobs that succeeded', false)
+    .option('--wait', 'wait for the run to end, showing progress, then print the results', false)
+    .option('--json', 'machine-readable output', false)
+    .action(async (id: string, o: { all: boolean; wait: boolean; json: boolean }) => {
+      const { resumeCommand } = await import('./commands/resume.js');
+      exitCode = await withClient((c) => resumeCommand(c, id, o, io));
+    });
+
+  program
     .command('logs')
     .description('harness logs of an invocation or job')
     .argument('<id>')

@@ -99,7 +99,7 @@ export async function EvaluationWorkflow(rawInput: unknown): Promise<EvaluationR
 
     let relaunch: RelaunchState = { unproductiveEnds: 0, walltimeUsedS: 0 };
     let failAfterCollect: { type: string; reason: string } | undefined;
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = input.attemptOffset + 1; ; attempt++) {
       status.attempt = attempt;
       setStage('launching');
       const handle = await launchUninterrupted(() => acts.launchHarness(input, attempt));

@@ -29,8 +29,10 @@ import {
   InvocationInputSchema,
   jobIdOf,
   TERMINAL_STAGES,
+  type CarriedTask,
   type EvaluationResult,
   type InvocationStatus,
+  type SampleCounts,
   type Stage,
   type TaskFailureDetails,
   type TaskStatus,
@@ -46,21 +48,24 @@ export interface InvocationResult {
 export async function InvocationWorkflow(rawInput: unknown): Promise<InvocationResult> {
   if (!patched(EXECUTORS_PATCH)) return (await invocationWorkflowV1(rawInput)) as InvocationResult;
   const input = parseWorkflowInput(InvocationInputSchema, rawInput);
+  const carried = input.resume?.carried ?? [];
   const status: InvocationStatus = {
     invocationId: input.invocationId,
     runDir: input.runDir,
     model: input.model,
     stage: 'running',
-    tasks: input.tasks.map(
-      (t): TaskStatus => ({
-        jobId: jobIdOf(t.invocationId, t.taskIndex),
-        jobName: t.jobName,
-        taskName: t.taskName,
-        jobDir: t.jobDir,
-        stage: 'pending',
-        attempt: 0,
-      }),
-    ),
+    tasks: [
+      ...carried.map(
+        (c): TaskStatus => ({
+          ...taskIdentity(c.evaluation),
+          stage: c.stage,
+          attempt: c.attempt,
+          ...(c.metrics ? { metrics: c.metrics } : {}),
+          ...(c.error ? { error: c.error } : {}),
+        }),
+      ),
+      ...input.tasks.map((t): TaskStatus => ({ ...taskIdentity(t), stage: 'pending', attempt: t.attemptOffset })),
+    ].sort(byJobIndex),
   };
   const byJobId = new Map(status.tasks.map((t) => [t.jobId, t]));
   setHandler(invocationStatusQuery, () => status);
@@ -78,8 +83,8 @@ export async function InvocationWorkflow(rawInput: unknown): Promise<InvocationR
   };
   setStage('running');
 
-  const results: EvaluationResult[] = [];
-  const failures: string[] = [];
+  const results: EvaluationResult[] = carried.flatMap((t) => (t.stage === 'succeeded' && t.samples ? [carriedResult(t, t.samples)] : []));
+  const failures: string[] = carried.filter((t) => t.stage !== 'succeeded').map((t) => `${t.evaluation.jobName}: ${t.error ?? t.stage} (not resumed)`);
   const finish = (task: TaskStatus, change: Partial<TaskStatus>) => {
     Object.assign(task, change);
     setCurrentDetails(summarize(status));
@@ -87,7 +92,7 @@ export async function InvocationWorkflow(rawInput: unknown): Promise<InvocationR
 
   const runTask = async (index: number) => {
     const task = input.tasks[index];
-    const taskStatus = status.tasks[index];
+    const taskStatus = task && byJobId.get(jobIdOf(task.invocationId, task.taskIndex));
     if (!task || !taskStatus) return;
     try {
       const child = await startChild<typeof EvaluationWorkflow>(EVALUATION_WORKFLOW, {
@@ -144,17 +149,35 @@ export async function InvocationWorkflow(rawInput: unknown): Promise<InvocationR
     throw cancelled.reason;
   }
 
-  results.sort((a, b) => a.jobId.localeCompare(b.jobId, 'en', { numeric: true }));
+  results.sort(byJobIndex);
   setStage(failures.length > 0 ? 'failed' : 'succeeded');
   if (failures.length > 0) {
     throw ApplicationFailure.create({
       nonRetryable: true,
       type: 'TasksFailed',
-      message: `${failures.length} of ${input.tasks.length} tasks failed: ${failures.join('; ')}`,
+      message: `${failures.length} of ${status.tasks.length} tasks failed: ${failures.join('; ')}`,
       details: [{ invocationId: input.invocationId, runDir: input.runDir, tasks: results }],
     });
   }
   return { invocationId: input.invocationId, runDir: input.runDir, tasks: results };
+}
+
+function byJobIndex(a: { jobId: string }, b: { jobId: string }): number {
+  return a.jobId.localeCompare(b.jobId, 'en', { numeric: true });
+}
+
+function taskIdentity(t: { invocationId: string; taskIndex: number; jobName: string; taskName: string; jobDir: string }) {
+  return { jobId: jobIdOf(t.invocationId, t.taskIndex), jobName: t.jobName, taskName: t.taskName, jobDir: t.jobDir };
+}
+
+function carriedResult(task: CarriedTask, samples: SampleCounts): EvaluationResult {
+  return {
+    ...taskIdentity(task.evaluation),
+    resultsPath: `${task.evaluation.jobDir}/artifacts/results.yml`,
+    attempts: task.attempt,
+    metrics: task.metrics ?? {},
+    samples,
+  };
 }
 
 function summarize(status: InvocationStatus): string {

@@ -78,10 +78,27 @@ export const EvaluationInputSchema = z
       .strict()
       .prefault({}),
     exports: z.array(ExportDestinationSchema).default([]),
+    /** Launches of this job by earlier runs (a resume continues their numbering, and their caches). */
+    attemptOffset: z.number().int().nonnegative().default(0),
   })
   .strict();
 export type EvaluationInput = z.input<typeof EvaluationInputSchema>;
 export type ResolvedEvaluationInput = z.output<typeof EvaluationInputSchema>;
+
+const StageSchema = z.enum(['pending', 'deploying', 'preparing_endpoint', 'launching', 'queued', 'running', 'collecting', 'exporting', 'succeeded', 'failed', 'cancelled']);
+
+/** A job a resume does not re-run: its input (for a later resume) and how it ended in the previous run. */
+const CarriedTaskSchema = z
+  .object({
+    evaluation: EvaluationInputSchema,
+    stage: StageSchema,
+    attempt: z.number().int().nonnegative(),
+    metrics: z.record(z.string(), z.number()).optional(),
+    error: z.string().optional(),
+    samples: z.object({ total: z.number(), scored: z.number(), errors: z.number(), cached: z.number() }).strict().optional(),
+  })
+  .strict();
+export type CarriedTask = z.input<typeof CarriedTaskSchema>;
 
 export const InvocationInputSchema = z
   .object({
@@ -95,22 +112,19 @@ export const InvocationInputSchema = z
     /** Parallel mode: how many tasks run at once (default: all). */
     maxParallel: z.number().int().min(1).optional(),
     tasks: z.array(EvaluationInputSchema).min(1),
+    /** `evalflow resume`: the run this one continues, and the jobs it leaves as they ended there. */
+    resume: z
+      .object({
+        previousRunId: z.string().min(1),
+        carried: z.array(CarriedTaskSchema),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type InvocationInput = z.input<typeof InvocationInputSchema>;
 
-export type Stage =
-  | 'pending'
-  | 'deploying'
-  | 'preparing_endpoint'
-  | 'launching'
-  | 'queued'
-  | 'running'
-  | 'collecting'
-  | 'exporting'
-  | 'succeeded'
-  | 'failed'
-  | 'cancelled';
+export type Stage = z.infer<typeof StageSchema>;
 
 export const TERMINAL_STAGES: readonly Stage[] = ['succeeded', 'failed', 'cancelled'];
 

@@ -49,6 +49,7 @@ export async function lsRunsCommand(client: Client, opts: { since?: string; limi
       model: sa.get(SEARCH_ATTRIBUTES.model) ?? null,
       tasks: (wf.memo?.tasks as string | undefined) ?? null,
       run_dir: (wf.memo?.runDir as string | undefined) ?? null,
+      resume_of: (wf.memo?.resumeOf as string | undefined) ?? null,
     });
     if (runs.length >= limit) break;
   }
@@ -56,6 +57,11 @@ export async function lsRunsCommand(client: Client, opts: { since?: string; limi
     io.out(json(runs));
     return 0;
   }
-  io.out(table(['INVOCATION', 'STARTED', 'STATUS', 'MODEL', 'TASKS'], runs.map((r) => [String(r.invocation_id), String(r.started), String(r.status), String(r.model ?? '-'), String(r.tasks ?? '-')])));
+  io.out(
+    table(
+      ['INVOCATION', 'STARTED', 'STATUS', 'MODEL', 'TASKS'],
+      runs.map((r) => [String(r.invocation_id), String(r.started), `${String(r.status)}${r.resume_of ? ' (resume)' : ''}`, String(r.model ?? '-'), String(r.tasks ?? '-')]),
+    ),
+  );
   return 0;
 }
