@@ -89,11 +89,14 @@ export function assertRunnable(cfg: RunConfig, input: InvocationInput): void {
       throw new ConfigError(`execution.auto_export.destinations[${i}]: export destination '${dest}' is not supported yet (supported: local)`, `execution.auto_export.destinations[${i}]`);
     }
   }
-  if (input.tasks.some((t) => t.executor.kind === 'docker')) {
-    throw new ConfigError(
-      'execution.runtime: docker is not supported yet (the Docker backend is the next milestone); use --dry-run to see the plan, or set execution.runtime=process to run evalflow.* tasks as local processes',
-      'execution.runtime',
-    );
+  for (const task of input.tasks) {
+    if (task.executor.kind === 'docker' && !task.builtinHarness) {
+      const key = `evaluation.tasks[${task.taskIndex}].name`;
+      throw new ConfigError(
+        `${key}: task ${task.taskName} runs in upstream's harness container, which this version cannot start yet (it runs evalflow.* tasks in the built-in harness image); use --dry-run to see the plan`,
+        key,
+      );
+    }
   }
 }
 

@@ -79,7 +79,7 @@ describe.skipIf(!docker)('docker container layer (real engine)', () => {
     const spec: ContainerSpec = { identity: identity(inv, 4, 2), image, ...node('setInterval(() => {}, 1000)') };
     const first = await runtime.createOrAdopt(spec);
     const second = await new ContainerRuntime(docker as Docker).createOrAdopt(spec); // another worker
-    expect(first).toMatchObject({ name: `evalflow-${inv}.4-a2-harness`, adopted: false });
+    expect(first).toMatchObject({ name: `evalflow-${inv}.4-a2`, adopted: false });
     expect(second).toEqual({ ...first, adopted: true });
     const listed = await runtime.list({ invocationId: inv, jobId: `${inv}.4` });
     expect(listed).toEqual([{ id: first.id, name: first.name, state: 'running', identity: identity(inv, 4, 2) }]);
@@ -91,14 +91,14 @@ describe.skipIf(!docker)('docker container layer (real engine)', () => {
     const pending = { identity: identity(inv, 5), image, ...node('console.log("started late")') };
     const { createOptions } = await import('../../backends/local/docker/spec.js');
     await (docker as Docker).createContainer(createOptions(pending));
-    expect((await runtime.inspect(`evalflow-${inv}.5-a1-harness`))?.State.Status).toBe('created');
+    expect((await runtime.inspect(`evalflow-${inv}.5-a1`))?.State.Status).toBe('created');
     expect(await runtime.createOrAdopt(pending)).toMatchObject({ adopted: true });
-    expect(await waitForEnd(runtime, `evalflow-${inv}.5-a1-harness`)).toEqual({ state: 'succeeded' });
+    expect(await waitForEnd(runtime, `evalflow-${inv}.5-a1`)).toEqual({ state: 'succeeded' });
 
     // A stranger under our name is not adopted.
-    await (docker as Docker).createContainer({ name: `evalflow-${inv}.6-a1-harness`, Image: image, Labels: { 'evalflow.invocation': inv } });
+    await (docker as Docker).createContainer({ name: `evalflow-${inv}.6-a1`, Image: image, Labels: { 'evalflow.invocation': inv } });
     await expect(runtime.createOrAdopt({ identity: identity(inv, 6), image, cmd: [] })).rejects.toThrow(/exists but is not this job's \(label evalflow.job=<none>/);
-    await (docker as Docker).getContainer(`evalflow-${inv}.6-a1-harness`).remove({ force: true });
+    await (docker as Docker).getContainer(`evalflow-${inv}.6-a1`).remove({ force: true });
   });
 
   it('mounts results read-write and datasets read-only; extra_docker_args reach the container', async () => {
@@ -248,12 +248,12 @@ describe.skipIf(!docker)('docker container layer (real engine)', () => {
       await runtime.createOrAdopt({ identity: id, image, ...forever });
     }
     expect((await runtime.list({ invocationId: inv })).map((c) => c.name)).toEqual([
-      `evalflow-${inv}.0-a1-harness`,
+      `evalflow-${inv}.0-a1`,
       `evalflow-${inv}.0-a1-server`,
-      `evalflow-${inv}.0-a2-harness`,
-      `evalflow-${inv}.1-a1-harness`,
+      `evalflow-${inv}.0-a2`,
+      `evalflow-${inv}.1-a1`,
     ]);
-    expect(await runtime.removeAll({ invocationId: inv, jobId: `${inv}.1` }, 1)).toEqual([`evalflow-${inv}.1-a1-harness`]);
+    expect(await runtime.removeAll({ invocationId: inv, jobId: `${inv}.1` }, 1)).toEqual([`evalflow-${inv}.1-a1`]);
     expect(await runtime.list({ invocationId: inv, jobId: `${inv}.1` })).toEqual([]);
     expect(await runtime.removeAll({ invocationId: inv }, 1)).toHaveLength(3);
     expect(await runtime.list({ invocationId: inv })).toEqual([]);

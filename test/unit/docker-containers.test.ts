@@ -10,7 +10,7 @@ const ID: ContainerIdentity = { invocationId: '0123456789abcdef', jobId: '012345
 
 describe('container identity', () => {
   it('is deterministic', () => {
-    expect(containerName(ID)).toBe('evalflow-0123456789abcdef.3-a2-harness');
+    expect(containerName(ID)).toBe('evalflow-0123456789abcdef.3-a2');
     expect(containerName({ ...ID, jobId: ID.invocationId, role: 'server', attempt: 1 })).toBe('evalflow-0123456789abcdef-a1-server');
     expect(containerLabels(ID)).toEqual({ 'evalflow.invocation': '0123456789abcdef', 'evalflow.job': '0123456789abcdef.3', 'evalflow.attempt': '2', 'evalflow.role': 'harness' });
     expect(labelFilters({ invocationId: ID.invocationId, jobId: ID.jobId })).toEqual({ label: ['evalflow.invocation=0123456789abcdef', 'evalflow.job=0123456789abcdef.3'] });
@@ -18,7 +18,7 @@ describe('container identity', () => {
   it('refuses ids that do not belong together or could break a name', () => {
     expect(() => containerName({ ...ID, jobId: 'fedcba9876543210.3' })).toThrow(/invalid container identity/);
     expect(() => containerName({ ...ID, jobId: '0123456789abcdef.3/../x' })).toThrow(/invalid container identity/);
-    expect(() => containerName({ ...ID, attempt: 0 })).toThrow(/invalid attempt/);
+    expect(() => containerName({ ...ID, attempt: -1 })).toThrow(/invalid attempt/);
   });
 });
 
@@ -38,7 +38,7 @@ describe('create options', () => {
       memoryBytes: 64 * 1024 ** 2,
     });
     expect(opts).toEqual({
-      name: 'evalflow-0123456789abcdef.3-a2-harness',
+      name: 'evalflow-0123456789abcdef.3-a2',
       Image: 'evalflow/harness:1',
       Cmd: ['run_eval', '--run_config', '/evalflow/config_ef.yaml'],
       Env: ['HF_HOME=/cache'],

@@ -149,20 +149,32 @@ describe('buildInvocationInput', () => {
     expect(build(config({ destinations: [] })).tasks[0]?.exports).toEqual([]);
   });
 
-  it('plans runtime docker (container paths) but assertRunnable refuses it, naming execution.runtime', () => {
-    const loaded = load(config({ runtime: 'docker' }));
+  it('plans runtime docker: container paths, the docker executor spec, and runs built-in tasks', () => {
+    const loaded = load({ ...config({ runtime: 'docker' }), execution: { ...config().execution, runtime: 'docker', extra_docker_args: '--shm-size 1g', mounts: { evaluation: { '/models': '/models:ro' } } } });
     const input = buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW });
-    expect(input.tasks[0]?.executor.kind).toBe('docker');
-    expect((input.tasks[0]?.runConfig as { config: { output_dir: string } }).config.output_dir).toBe('/results');
+    expect(input.tasks[0]?.executor).toEqual({
+      kind: 'docker',
+      extraDockerArgs: '--shm-size 1g',
+      mounts: { '/models': '/models:ro' },
+      dataset: { source: join(dir, 'data'), target: '/datasets' },
+    });
+    const runConfig = input.tasks[0]?.runConfig as { config: { output_dir: string; params: { extra: { dataset_dir: string } } } };
+    expect(runConfig.config.output_dir).toBe('/results');
+    expect(runConfig.config.params.extra.dataset_dir).toBe('/datasets');
+    expect(() => assertRunnable(loaded, input)).not.toThrow();
+  });
+
+  it('assertRunnable refuses upstream harness containers (not runnable yet), naming the task', () => {
+    const loaded = load({ ...config({ runtime: 'docker' }), evaluation: { tasks: [{ name: 'evalflow.gsm8k' }, { name: 'simple_evals.mmlu' }] } });
     let caught: unknown;
     try {
-      assertRunnable(loaded, input);
+      assertRunnable(loaded, buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW }));
     } catch (err) {
       caught = err;
     }
     expect(caught).toBeInstanceOf(ConfigError);
-    expect((caught as ConfigError).keyPath).toBe('execution.runtime');
-    expect((caught as ConfigError).message).toMatch(/^execution\.runtime: docker is not supported yet/);
+    expect((caught as ConfigError).keyPath).toBe('evaluation.tasks[1].name');
+    expect((caught as ConfigError).message).toMatch(/^evaluation\.tasks\[1\]\.name: task simple_evals\.mmlu runs in upstream's harness container, which this version cannot start yet/);
   });
 
   it('assertRunnable rejects an export destination other than local, naming its position', () => {

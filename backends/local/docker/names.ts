@@ -3,6 +3,8 @@
  * labels, so a retried launch finds its container instead of creating a second one, and everything of an
  * invocation can be listed (and removed) by label.
  */
+import { launchName } from '../../../core/ids.js';
+
 export type ContainerRole = 'harness' | 'server';
 
 export interface ContainerIdentity {
@@ -23,13 +25,17 @@ export const LABEL = {
 
 const ID_RE = /^[0-9a-f]{16}(\.\d+)?$/;
 
-/** `evalflow-<jobId>-a<attempt>-<role>`, within Docker's name alphabet `[a-zA-Z0-9][a-zA-Z0-9_.-]*`. */
+/**
+ * The launch's name (`evalflow-<jobId>-a<attempt>`, as every executor names it), `-server` appended for a
+ * model server; within Docker's name alphabet `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+ */
 export function containerName(id: ContainerIdentity): string {
   if (!ID_RE.test(id.invocationId) || !ID_RE.test(id.jobId) || !id.jobId.startsWith(id.invocationId)) {
     throw new Error(`invalid container identity: invocation ${JSON.stringify(id.invocationId)}, job ${JSON.stringify(id.jobId)}`);
   }
-  if (!Number.isInteger(id.attempt) || id.attempt < 1) throw new Error(`invalid attempt ${id.attempt}`);
-  return `evalflow-${id.jobId}-a${id.attempt}-${id.role}`;
+  if (!Number.isInteger(id.attempt) || id.attempt < 0) throw new Error(`invalid attempt ${id.attempt}`);
+  const name = launchName(id.jobId, id.attempt);
+  return id.role === 'server' ? `${name}-server` : name;
 }
 
 export function containerLabels(id: ContainerIdentity): Record<string, string> {
