@@ -33,6 +33,8 @@ export interface SampleScore {
   score: number;
   /** What was extracted from the generation and compared (null when nothing could be extracted). */
   extracted: string | null;
+  /** Task-specific per-sample results that `aggregate` needs beyond the score (e.g. IFEval's per-instruction verdicts). */
+  details?: Record<string, unknown>;
 }
 
 export interface ScoredSample {

@@ -43,6 +43,12 @@ describe('built-in benchmarks through evalflow run (process runtime, fixture end
       const answer = i < MATH500_CORRECT ? sample.groundTruth.replaceAll('\\frac', '\\dfrac').replaceAll(',', ', ') : `${sample.groundTruth}+1`;
       answers.set(problem, `Let us work it out.\nThe answer is $\\boxed{${answer}}$.`);
     }
+    // IFEval, prompts 1000, 1001, 1005, 1012 (7 instructions); verdicts worked out by hand in the test below.
+    answers.set('Raymond_III', '*Count* *Raymond* *Tripoli* without any commas at all');
+    answers.set('Shakespearean', 'Day one: Tokyo and its temples.');
+    answers.set('fresh high school graduate', 'Name: [name]');
+    const emailRequest = 'Write an email to my boss telling him that I am quitting. The email must contain a title wrapped in double angular brackets, i.e. <<title>>.';
+    answers.set('telling him that I am quitting', `Sure.\n${emailRequest}\n<<Leaving>>\nDear boss, I quit.`);
     fixture = await startFixtureServer({ answer: scriptedAnswers(answers) });
     worker = await startWorker();
     client = await testClient();
@@ -76,13 +82,16 @@ evaluation:
     - name: evalflow.math500
       dataset_dir: ${DATASETS}
       nemo_evaluator_config: {config: {params: {limit_samples: ${MATH500_N}}}}
+    - name: evalflow.ifeval
+      dataset_dir: ${DATASETS}
+      nemo_evaluator_config: {config: {params: {limit_samples: 4}}}
 `,
     );
     const res = await cli('run', '-c', config, '--wait');
     expect(res.code, res.stdout + res.stderr).toBe(0);
     const inv = startedInvocationId(res.stdout);
     const status = await client.workflow.getHandle(`evalflow-${inv}`).query<InvocationStatus>('status');
-    expect(status.tasks.map((t) => t.stage)).toEqual(['succeeded']);
+    expect(status.tasks.map((t) => t.stage)).toEqual(['succeeded', 'succeeded']);
 
     const jobDir = (task: string) => status.tasks.find((t) => t.jobName.startsWith(task))?.jobDir as string;
     const results = readYaml<{
@@ -98,5 +107,16 @@ evaluation:
       .map((l) => JSON.parse(l) as { answer: string; score: number });
     expect(perSample.map((s) => s.score)).toEqual([1, 1, 1, 1, 0, 0, 0]);
     expect(status.tasks[0]?.metrics?.math500_accuracy).toBeCloseTo(MATH500_CORRECT / MATH500_N, 12);
+
+    // IFEval. Strict: 1000 [no_comma ✓, 3 highlights ✓, ≥300 words ✗], 1001 [no_comma ✓], 1005 [12 placeholders ✗],
+    // 1012 [repeat prompt ✗ ("Sure." first), title ✓]. Loose also drops the first line, so 1012 repeats the prompt.
+    const ifeval = readYaml<typeof results>(join(jobDir('ifeval'), 'artifacts', 'results.yml'));
+    const metric = (name: string) => ifeval.results.tasks.ifeval?.metrics[name]?.scores[name]?.value;
+    expect(ifeval.samples).toMatchObject({ total: 4, scored: 4, errors: 0 });
+    expect(metric('prompt_level_strict_acc')).toBe(1 / 4);
+    expect(metric('inst_level_strict_acc')).toBeCloseTo(4 / 7, 12);
+    expect(metric('prompt_level_loose_acc')).toBe(2 / 4);
+    expect(metric('inst_level_loose_acc')).toBeCloseTo(5 / 7, 12);
+    expect(Object.keys(ifeval.results.groups.ifeval?.groups ?? {})).toHaveLength(6);
   });
 });
