@@ -29,6 +29,8 @@ export interface ImageRecipe {
   entry: string;
   /** Which optional dependencies (e.g. platform binaries) go in; all others are left out. */
   keepOptional: (packageName: string) => boolean;
+  /** Data files the code reads at run time (relative to the package root), which no import reaches. */
+  data: string[];
   entrypoint: string[];
   cmd: string[];
   env: Record<string, string>;
@@ -39,6 +41,7 @@ export const IMAGES = {
     repository: 'evalflow/harness',
     entry: 'dist/harness/entrypoint.js',
     keepOptional: () => false,
+    data: ['harness/tasks/ifeval/langdetect-profiles.json.gz'],
     entrypoint: ['node', `${APP_DIR}/dist/harness/entrypoint.js`],
     cmd: ['run_eval', '--help'],
     env: { NODE_ENV: 'production' },
@@ -48,6 +51,7 @@ export const IMAGES = {
     entry: 'dist/model-server/main.js',
     // The CPU build of llama.cpp only: the CUDA/Vulkan variants are ~600 MB and unused here.
     keepOptional: (name) => name === `@node-llama-cpp/${process.platform}-${process.arch}`,
+    data: [],
     entrypoint: ['node', `${APP_DIR}/dist/model-server/main.js`],
     cmd: ['--host', '0.0.0.0', '--port', '8000', '--model', '/model/model.gguf'],
     env: { NODE_ENV: 'production' },
@@ -73,6 +77,7 @@ export function appFiles(recipe: ImageRecipe, root = packageRoot()): ImageFile[]
   };
   const { modules, packages } = distClosure(join(root, recipe.entry));
   for (const file of modules) add(file);
+  for (const file of recipe.data) add(join(root, file));
   for (const dir of packageClosure(root, packages, recipe.keepOptional)) {
     for (const file of filesUnder(dir, (name) => name !== 'node_modules')) add(file);
   }

@@ -58,13 +58,13 @@ describe('image file sets', () => {
     expect(() => packageClosure(root, ['absent'], () => false)).toThrow(/package absent .* is not installed: run npm ci/);
   });
 
-  it('put the app under APP_DIR with a minimal package.json, and hash to the same value for the same inputs', () => {
-    const root = tree(ROOT_FILES);
-    const recipe: ImageRecipe = { repository: 'x', entry: 'dist/entry.js', keepOptional: (n) => n === '@scope/linux-x64', entrypoint: ['node'], cmd: [], env: {} };
+  it('put the app under APP_DIR with a minimal package.json and the data files, and hash to the same value for the same inputs', () => {
+    const root = tree({ ...ROOT_FILES, 'data/profiles.json.gz': 'gz' });
+    const recipe: ImageRecipe = { repository: 'x', entry: 'dist/entry.js', keepOptional: (n) => n === '@scope/linux-x64', data: ['data/profiles.json.gz'], entrypoint: ['node'], cmd: [], env: {} };
     const files = appFiles(recipe, root);
     expect(files.map((f) => f.target)).toEqual(
       [
-        'dist/entry.js', 'dist/lib/a.js', 'dist/lib/b.js', 'dist/lib/lazy.js',
+        'data/profiles.json.gz', 'dist/entry.js', 'dist/lib/a.js', 'dist/lib/b.js', 'dist/lib/lazy.js',
         'node_modules/@scope/linux-x64/bin/lib.so', 'node_modules/@scope/linux-x64/package.json', 'node_modules/@scope/pkg/package.json', 'node_modules/@scope/pkg/sub.js',
         'node_modules/side-effect/node_modules/dep/package.json', 'node_modules/side-effect/package.json', 'node_modules/zod/index.js', 'node_modules/zod/package.json',
         'package.json',
