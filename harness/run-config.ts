@@ -12,11 +12,17 @@ export const EndpointTypeSchema = z.enum(ENDPOINT_TYPES);
 export const ParamsSchema = z
   .object({
     /** An integer count, or a fraction of the dataset when in (0, 1). */
-    limit_samples: z.number().positive().nullish(),
+    limit_samples: z
+      .number()
+      .positive()
+      .refine((n) => n < 1 || Number.isInteger(n), { error: (issue) => `expected a whole number of samples or a fraction below 1, got ${String(issue.input)}` })
+      .nullish(),
     parallelism: z.number().int().min(1).max(4096).nullish(),
     max_new_tokens: z.number().int().positive().nullish(),
-    temperature: z.number().min(0).nullish(),
+    /** The OpenAI-compatible API's range. */
+    temperature: z.number().min(0).max(2).nullish(),
     top_p: z.number().gt(0).max(1).nullish(),
+    /** Retries after the first attempt of a request (backoff honours Retry-After); 0 turns retries off. */
     max_retries: z.number().int().min(0).nullish(),
     /** Seconds per request attempt. */
     request_timeout: z.number().positive().nullish(),
