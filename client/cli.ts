@@ -9,6 +9,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ConfigError } from '../config/errors.js';
 import { evalflowVersion } from '../common/paths.js';
 import type { CompareOptions } from './commands/compare.js';
+import type { ExportOptions } from './commands/export.js';
 import { stdio, type Output } from './output.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -129,14 +130,20 @@ export async function main(argv: string[], io: Output = stdio): Promise<number> 
 
   program
     .command('export')
-    .description('export results of invocations or jobs')
+    .description('export results of invocations or jobs (local files, MLflow); exporting again never duplicates')
     .argument('<ids...>')
-    .requiredOption('--dest <dest>', 'destination (local)')
-    .addOption(new Option('--format <format>', 'file format of the local destination').choices(['json', 'csv']).default('json'))
-    .option('--output-dir <dir>', 'where to write (default: the run directory)')
-    .option('--output-filename <name>', 'base file name (default: processed_results)')
-    .action(async (ids: string[], o: { dest: string; format: 'json' | 'csv'; outputDir?: string; outputFilename?: string }) => {
-      const { exportCommand } = await import('./commands/export.js');
+    .requiredOption('--dest <dest>', 'destination: local or mlflow')
+    .addOption(new Option('--format <format>', 'file format of the local destination (default json)').choices(['json', 'csv']))
+    .option('--output-dir <dir>', 'local: where to write (default: the run directory)')
+    .option('--output-filename <name>', 'local: file name (default: processed_results)')
+    .option('--copy-logs', 'also export the logs/ of each job', false)
+    .option('--copy-artifacts', 'export the artifacts of each job (the default)', false)
+    .option('--only-required', 'only results.yml, eval_factory_metrics.json, run_config.yml, metadata.yaml (the default)', false)
+    .option('--log-metrics <name...>', 'only metrics whose flattened name contains one of these')
+    .option('-o, --override <export.dest.key=value>', 'a destination setting, e.g. export.mlflow.tracking_uri=http://…; repeatable', collect, [])
+    .action(async (ids: string[], o: ExportOptions) => {
+      const { exportCommand, settingsFromOptions } = await import('./commands/export.js');
+      settingsFromOptions(o); // bad settings are bad input: fail before connecting
       exitCode = await withClient((c) => exportCommand(c, ids, o, io));
     });
 

@@ -1,11 +1,19 @@
 /**
- * Local exporter: upserts one row per job into `processed_results.json` (and `.csv` on request) in an
- * output directory, keyed by job id so re-exports and retried activities never duplicate rows.
+ * Local exporter, in two layouts, both upserts (re-exports and retried activities never duplicate):
+ * - `jobs` (evalflow's, the default): one row per job, keyed by job id, in `processed_results.json`
+ *   (and `.csv` on request) in the run directory;
+ * - `upstream` (nemo-evaluator-launcher's): each job's files copied to `<output_dir>/<inv>/<job id>/`
+ *   with `job_metadata.json`, and `<output_dir>/<inv>/processed_results.<fmt>` as upstream writes it:
+ *   JSON `{export_timestamp, benchmarks: {<task>: {models: {<model>: [entry]}}}}`, CSV with the columns
+ *   Model Name, Harness, Task Name, Executor, Container, Invocation ID, Job ID and one per metric.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
 import { writeFileAtomic, writeJsonAtomic } from '../common/files.js';
 import { flattenMetrics, readResultsFile } from '../harness/results-schema.js';
+import { CommonExportSettingsSchema, jobFiles, jobMetrics } from './common.js';
+import type { ExportJob, ExportOutcome, Exporter } from './types.js';
 
 export interface ExportRow {
   invocation_id: string;
@@ -18,7 +26,7 @@ export interface ExportRow {
 }
 
 /** One job's row, from its `artifacts/results.yml` (all metrics, per-subset groups included). */
-export function exportRow(job: { invocationId: string; jobId: string; taskName: string; model: string; jobDir: string }): ExportRow {
+export function exportRow(job: Pick<ExportJob, 'invocationId' | 'jobId' | 'taskName' | 'model' | 'jobDir'>): ExportRow {
   const resultsPath = join(job.jobDir, 'artifacts', 'results.yml');
   const results = readResultsFile(resultsPath);
   return {
@@ -123,4 +131,116 @@ function lockIsStale(lockFile: string): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
+}
+
+export const LocalSettingsSchema = CommonExportSettingsSchema.extend({
+  /** Default: the run directory (`jobs`), the execution's output_dir (`upstream`). */
+  output_dir: z.string().min(1).optional(),
+  format: z.enum(['json', 'csv']).default('json'),
+  output_filename: z.string().min(1).optional(),
+  layout: z.enum(['jobs', 'upstream']).default('jobs'),
+}).strict();
+export type LocalSettings = z.output<typeof LocalSettingsSchema>;
+
+export const localExporter: Exporter<LocalSettings> = {
+  name: 'local',
+  settingsSchema: LocalSettingsSchema,
+  async export(jobs, settings) {
+    const outcomes: ExportOutcome[] = [];
+    if (settings.layout === 'upstream') {
+      for (const job of jobs) outcomes.push(await exportUpstreamLayout(job, settings));
+      return outcomes;
+    }
+    // One file per run directory (jobs of one invocation share it).
+    const byDir = new Map<string, ExportJob[]>();
+    for (const job of jobs) {
+      const dir = settings.output_dir ?? dirname(job.jobDir);
+      byDir.set(dir, [...(byDir.get(dir) ?? []), job]);
+    }
+    for (const [outputDir, group] of byDir) {
+      const file = await exportLocal(group.map(exportRow), { outputDir, format: settings.format, filename: settings.output_filename });
+      outcomes.push(...group.map((job) => ({ jobId: job.jobId, status: 'exported' as const, where: file })));
+    }
+    return outcomes;
+  },
+};
+
+const UPSTREAM_CSV_COLUMNS = ['Model Name', 'Harness', 'Task Name', 'Executor', 'Container', 'Invocation ID', 'Job ID'];
+
+interface UpstreamSummary {
+  export_timestamp: string;
+  benchmarks: Record<string, { models: Record<string, Array<Record<string, unknown>>> }>;
+}
+
+async function exportUpstreamLayout(job: ExportJob, settings: LocalSettings): Promise<ExportOutcome> {
+  const outputDir = settings.output_dir ?? dirname(dirname(job.jobDir));
+  const invocationDir = join(outputDir, job.invocationId);
+  const jobExportDir = join(invocationDir, job.jobId);
+  for (const file of jobFiles(job.jobDir, settings)) {
+    mkdirSync(dirname(join(jobExportDir, file.relativePath)), { recursive: true });
+    copyFileSync(file.path, join(jobExportDir, file.relativePath));
+  }
+  const now = new Date().toISOString();
+  writeJsonAtomic(join(jobExportDir, 'job_metadata.json'), { invocation_id: job.invocationId, job_id: job.jobId, executor: job.executor, timestamp: now });
+  const metrics = jobMetrics(job.jobDir, settings.log_metrics);
+  const dot = job.taskName.indexOf('.');
+  const harness = dot > 0 ? job.taskName.slice(0, dot) : 'unknown';
+  const benchmark = dot > 0 ? job.taskName.slice(dot + 1) : job.taskName;
+  const base = join(invocationDir, settings.output_filename ?? `processed_results.${settings.format}`);
+  const file = await withFileLock(`${base}.lock`, () => {
+    if (settings.format === 'json') {
+      const data: UpstreamSummary = existsSync(base) ? (JSON.parse(readFileSync(base, 'utf8')) as UpstreamSummary) : { export_timestamp: now, benchmarks: {} };
+      const entries = ((data.benchmarks[benchmark] ??= { models: {} }).models[job.model] ??= []);
+      const entry = { invocation_id: job.invocationId, job_id: job.jobId, harness, container: null, scores: metrics, timestamp: now, executor: job.executor };
+      const index = entries.findIndex((e) => e.invocation_id === job.invocationId && e.job_id === job.jobId);
+      if (index < 0) entries.push(entry);
+      else entries[index] = entry;
+      data.export_timestamp = now;
+      writeJsonAtomic(base, data);
+    } else {
+      writeFileAtomic(base, upsertUpstreamCsv(existsSync(base) ? readFileSync(base, 'utf8') : '', job, harness, benchmark, metrics));
+    }
+    return base;
+  });
+  return { jobId: job.jobId, status: 'exported', where: file };
+}
+
+/** Upstream's CSV: metric columns named without the `<task>_` prefix, rows keyed by (invocation, job). */
+export function upsertUpstreamCsv(existing: string, job: ExportJob, harness: string, benchmark: string, metrics: Record<string, number>): string {
+  const lines = existing.split(/\r?\n/).filter((l) => l !== '').map(parseCsvLine);
+  let header = lines[0] ?? [...UPSTREAM_CSV_COLUMNS];
+  const rows = lines.slice(1);
+  const prefix = `${benchmark}_`;
+  const columnOf = (key: string) => (key.startsWith(prefix) ? key.slice(prefix.length) : key);
+  const newColumns = [...new Set(Object.keys(metrics).map(columnOf))].filter((c) => !header.includes(c)).sort();
+  header = [...header, ...newColumns];
+  for (const row of rows) while (row.length < header.length) row.push('');
+  const byColumn = new Map(Object.entries(metrics).map(([k, v]) => [columnOf(k), v]));
+  const row = [job.model, harness, benchmark, job.executor, '', job.invocationId, job.jobId, ...header.slice(UPSTREAM_CSV_COLUMNS.length).map((c) => String(byColumn.get(c) ?? ''))];
+  const index = rows.findIndex((r) => r[5] === job.invocationId && r[6] === job.jobId);
+  if (index < 0) rows.push(row);
+  else rows[index] = row;
+  return `${[header, ...rows].map((r) => r.map(csvField).join(',')).join('\n')}\n`;
+}
+
+function parseCsvLine(line: string): string[] {
+  const out: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quoted) {
+      if (c === '"' && line[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      out.push(field);
+      field = '';
+    } else field += c;
+  }
+  out.push(field);
+  return out;
 }
