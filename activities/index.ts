@@ -226,7 +226,7 @@ export function createActivities(deps: ActivityDeps) {
           log.info('stopped', { what: handle.display });
         }
       }
-      stopped += await executorFor(deps.executors, ev.executor.kind).stopJob({ jobId: jobIdOf(ev.invocationId, ev.taskIndex), jobDir: ev.jobDir });
+      stopped += await executorFor(deps.executors, ev.executor.kind).stopJob({ jobId: jobIdOf(ev.invocationId, ev.taskIndex), jobDir: ev.jobDir, executor: ev.executor });
       return { stopped };
     },
   };

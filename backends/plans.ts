@@ -6,7 +6,9 @@
 import type { TaskPlan } from '../config/plan.js';
 import type { RunConfig } from '../config/schema.js';
 import type { ExecutorSpec } from '../core/executor.js';
+import { basename, dirname } from 'node:path';
 import { planLocal } from './local/plan.js';
+import { planSlurm } from './slurm/plan.js';
 
 export interface ExecutionPlan {
   /** For people and the EvalBackend search attribute: `local/process`, `local/docker`, `slurm`. */
@@ -22,5 +24,11 @@ export function planExecution(cfg: RunConfig, task: TaskPlan, jobDir: string): E
   switch (cfg.execution.type) {
     case 'local':
       return planLocal(cfg, task, jobDir);
+    case 'slurm': {
+      // The remote run dir mirrors the local one: <output_dir>/<YYYYmmdd_HHMMSS>-<inv>/<task>.<n>.
+      const runDirName = basename(dirname(jobDir));
+      const invocationId = runDirName.slice(runDirName.lastIndexOf('-') + 1);
+      return planSlurm(cfg.execution, task, runDirName, `${invocationId}.${task.index}`);
+    }
   }
 }

@@ -6,6 +6,7 @@ import type { ExecutorKind } from '../core/executor.js';
 import { DockerExecutor, type DockerExecutorOptions } from './local/docker/executor.js';
 import { localHostIdentity, type HostIdentity } from './local/host.js';
 import { ProcessExecutor, type ProcessExecutorOptions } from './local/process.js';
+import { SlurmExecutor } from './slurm/executor.js';
 import type { Executor, ExecutorRegistry } from './types.js';
 
 export interface ExecutorOptions {
@@ -21,6 +22,7 @@ export function createExecutors(opts: ExecutorOptions = {}): ExecutorRegistry {
     ['process', new ProcessExecutor({ host, ...opts.process }) as Executor],
     // Connects to DOCKER_HOST on first use: a worker without Docker still serves the other executors.
     ['docker', new DockerExecutor({ host, ...opts.docker }) as Executor],
+    ['slurm', new SlurmExecutor() as Executor],
   ]);
 }
 

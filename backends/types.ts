@@ -12,6 +12,8 @@ export interface JobRef {
   /** `<invocation>.<index>`. */
   jobId: string;
   jobDir: string;
+  /** The job's executor spec, where the caller has it (a remote executor needs it to reach its cluster). */
+  executor?: ExecutorSpec;
 }
 
 export interface LaunchSpec extends JobRef {

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { planExecution } from '../backends/plans.js';
+import { walltimeSeconds } from '../backends/slurm/script.js';
 import type { TaskPlan } from '../config/plan.js';
 import type { RunConfig } from '../config/schema.js';
 import { ConfigError } from '../config/errors.js';
@@ -27,7 +28,10 @@ export function buildInvocationInput(
   plans: TaskPlan[],
   ids: { invocationId: string; now: Date },
 ): InvocationInput {
-  const runDir = join(cfg.execution.output_dir, runDirName(ids.now, ids.invocationId));
+  const exec = cfg.execution;
+  // Slurm jobs run in a remote dir under output_dir; their local side (fetched artifacts) is local_output_dir.
+  const localOutputDir = exec.type === 'slurm' ? exec.local_output_dir : exec.output_dir;
+  const runDir = join(localOutputDir, runDirName(ids.now, ids.invocationId));
   const endpoint = cfg.target.api_endpoint;
   const exports = exportDestinations(cfg);
   const jobs = plans.map((plan) => {
@@ -39,8 +43,9 @@ export function buildInvocationInput(
     runDir,
     model: endpoint.model_id,
     backend: jobs[0]?.execution.backend ?? cfg.execution.type,
-    mode: cfg.execution.mode,
-    ...(cfg.execution.max_parallel_tasks ? { maxParallel: cfg.execution.max_parallel_tasks } : {}),
+    // Slurm queues every task at once, as upstream submits all its sbatch jobs together.
+    mode: exec.type === 'slurm' ? 'parallel' : exec.mode,
+    ...(exec.type === 'local' && exec.max_parallel_tasks ? { maxParallel: exec.max_parallel_tasks } : {}),
     tasks: jobs.map(({ plan, jobDir, execution }) => {
       const { params = {} } = plan.evaluatorConfig.config;
       const { outputDir, datasetDir } = execution.harnessPaths;
@@ -59,7 +64,7 @@ export function buildInvocationInput(
           modelId: endpoint.model_id,
           type: plan.endpointType,
           apiKeyName: endpoint.api_key_name ?? null,
-          readinessTimeoutS: cfg.execution.endpoint_readiness_timeout,
+          readinessTimeoutS: readinessTimeoutS(cfg),
         },
         runConfig: {
           config: { type: plan.task.name, output_dir: outputDir, params: { ...params, extra } },
@@ -75,11 +80,22 @@ export function buildInvocationInput(
           metadata: { invocation_id: ids.invocationId, job_id: `${ids.invocationId}.${plan.index}`, task: plan.task.fullName },
         },
         env: plan.env,
-        limits: { maxAttempts: cfg.execution.max_attempts, heartbeatTimeoutS: cfg.execution.heartbeat_timeout },
+        limits: {
+          maxAttempts: exec.max_attempts,
+          heartbeatTimeoutS: exec.heartbeat_timeout,
+          ...(exec.type === 'slurm' && exec.max_walltime ? { maxWalltimeS: walltimeSeconds(exec.max_walltime) } : {}),
+        },
         exports,
       };
     }),
   };
+}
+
+/** Seconds to wait for the endpoint; Slurm's null means the job's walltime, as upstream. */
+function readinessTimeoutS(cfg: RunConfig): number {
+  const e = cfg.execution;
+  if (e.type === 'local') return e.endpoint_readiness_timeout;
+  return e.endpoint_readiness_timeout ?? walltimeSeconds(e.walltime);
 }
 
 /** What `run` can start today; `--dry-run` shows every plan, runnable or not. */

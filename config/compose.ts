@@ -16,7 +16,7 @@ export type Group = (typeof GROUPS)[number];
 
 /** Options upstream ships that evalflow does not implement yet: named as such instead of "unknown". */
 const UPSTREAM_ONLY: Record<Group, readonly string[]> = {
-  execution: ['slurm/default', 'lepton/default'],
+  execution: ['lepton/default'],
   deployment: ['vllm', 'vllm_ray', 'sglang', 'nim', 'trtllm', 'generic'],
 };
 

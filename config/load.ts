@@ -88,7 +88,9 @@ function checkSupported(tree: Tree): void {
   const type = (node: unknown) => (isTree(node) && typeof node.type === 'string' ? node.type : undefined);
   const problems = new ConfigProblems();
   const execType = type(execution);
-  if (execType !== undefined && execType !== 'local') problems.add(new ConfigError(`execution.type: execution '${execType}' is not supported yet (evalflow supports: local)`, 'execution.type'));
+  if (execType !== undefined && execType !== 'local' && execType !== 'slurm') {
+    problems.add(new ConfigError(`execution.type: execution '${execType}' is not supported yet (evalflow supports: local, slurm)`, 'execution.type'));
+  }
   const deployType = type(deployment);
   if (deployType !== undefined && deployType !== 'none') problems.add(new ConfigError(`deployment.type: deployment '${deployType}' is not supported yet (evalflow supports: none)`, 'deployment.type'));
   if (isTree(aux) && Object.keys(aux).length > 0) {
@@ -116,7 +118,9 @@ function absolutePaths(tree: Tree, cwd: string): Tree {
   const out = structuredClone(tree);
   const abs = (p: unknown) => (typeof p === 'string' && p !== '' && !isAbsolute(p) ? resolve(cwd, p) : p);
   const execution = out.execution;
-  if (isTree(execution)) {
+  // Slurm's output_dir is a path on the cluster (absolute, checked by the schema); its local side is local_output_dir.
+  if (isTree(execution) && execution.type === 'slurm') execution.local_output_dir = abs(execution.local_output_dir ?? 'evalflow-results');
+  else if (isTree(execution)) {
     execution.output_dir = abs(execution.output_dir);
     const mounts = execution.mounts;
     if (isTree(mounts)) {

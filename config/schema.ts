@@ -77,10 +77,7 @@ const RemoteMountMapSchema = z.record(RemotePath, z.string().regex(/^\/[^,\n\r\0
 /** `#SBATCH` options evalflow sets itself: one job per attempt, its name, its log, never requeued by Slurm. */
 export const SBATCH_RESERVED_FLAGS = ['job-name', 'output', 'error', 'requeue', 'no-requeue', 'time', 'parsable', 'wrap', 'chdir', 'array', 'dependency'];
 
-/**
- * `execution.type: slurm` (upstream's keys and defaults, plus ours marked as such). Joins the execution
- * union when the Slurm executor lands on the executor interface (until then `run` refuses slurm configs).
- */
+/** `execution.type: slurm` (upstream's keys and defaults, plus ours marked as such). */
 export const SlurmExecutionSchema = z
   .object({
     type: z.literal('slurm'),
@@ -89,6 +86,8 @@ export const SlurmExecutionSchema = z
     username: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'must be a user name'),
     /** Slurm account (`--account`); null omits the flag (clusters without accounting). */
     account: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'must be letters, digits, _ . -').nullable(),
+    /** Ours: where the worker keeps each job's dir (artifacts fetched over SFTP, logs); relative to the config's cwd. */
+    local_output_dir: z.string().min(1).default('evalflow-results'),
     /** Absolute path on the cluster, shared by the login and compute nodes: the remote run dirs. */
     output_dir: z.string().regex(/^\/[^\n\r\0%\\]*$/, "must be an absolute path on the cluster, without '%' or '\\' (Slurm reads those in --output)"),
     partition: OneLine.nullish(),
@@ -149,7 +148,7 @@ export const SlurmExecutionSchema = z
   })
   .strict();
 
-const ExecutionSchema = LocalExecutionSchema;
+const ExecutionSchema = z.discriminatedUnion('type', [LocalExecutionSchema, SlurmExecutionSchema]);
 export type SlurmExecution = z.infer<typeof SlurmExecutionSchema>;
 
 /**
@@ -280,7 +279,7 @@ function referenceProblems(cfg: RunConfig): ConfigError[] {
   );
   try {
     // Docker flags that have no Docker API equivalent are refused here, before anything starts.
-    parseDockerArgs(cfg.execution.extra_docker_args);
+    if (cfg.execution.type === 'local') parseDockerArgs(cfg.execution.extra_docker_args);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     problems.push(err);
@@ -352,9 +351,10 @@ function numberKind(path: readonly (string | number)[]): string {
   return node?.isInt ? 'integer' : 'number';
 }
 
-/** Keys an object accepts at a path of the schema (for "unknown key" hints). */
+/** Keys an object accepts at a path of the schema (for "unknown key" hints; a union: any member's keys). */
 function allowedKeys(path: readonly (string | number)[]): string[] {
-  const def = schemaAt(path)?._zod.def as { type: string; shape?: Record<string, unknown> } | undefined;
+  const def = schemaAt(path)?._zod.def as { type: string; shape?: Record<string, unknown>; options?: z.core.$ZodType[] } | undefined;
+  if (def?.type === 'union') return [...new Set((def.options ?? []).flatMap((o) => Object.keys((o._zod.def as { shape?: object }).shape ?? {})))];
   return def?.type === 'object' ? Object.keys(def.shape ?? {}) : [];
 }
 
@@ -362,8 +362,11 @@ function allowedKeys(path: readonly (string | number)[]): string[] {
 function schemaAt(path: readonly (string | number)[]): z.core.$ZodType | undefined {
   let node: z.core.$ZodType | undefined = unwrap(RunConfigSchema);
   for (const seg of path) {
-    const def = node?._zod.def as { type: string; shape?: Record<string, z.core.$ZodType>; element?: z.core.$ZodType; valueType?: z.core.$ZodType } | undefined;
+    const def = node?._zod.def as
+      | { type: string; shape?: Record<string, z.core.$ZodType>; element?: z.core.$ZodType; valueType?: z.core.$ZodType; options?: z.core.$ZodType[] }
+      | undefined;
     if (def?.type === 'object') node = def.shape?.[String(seg)];
+    else if (def?.type === 'union') node = (def.options ?? []).map((o) => (o._zod.def as { shape?: Record<string, z.core.$ZodType> }).shape?.[String(seg)]).find(Boolean);
     else if (def?.type === 'array') node = def.element;
     else if (def?.type === 'record') node = def.valueType;
     else return undefined;

@@ -13,8 +13,10 @@ import type { ExecutionPlan } from '../plans.js';
 import { RESULTS_IN_CONTAINER, RUN_CONFIG_IN_CONTAINER, type DockerSpec } from './docker/layout.js';
 
 export function planLocal(cfg: RunConfig, task: TaskPlan, jobDir: string): ExecutionPlan {
+  const execution = cfg.execution;
+  if (execution.type !== 'local') throw new Error(`planLocal got execution.type ${execution.type}`);
   const runConfigFile = join(jobDir, 'config_ef.yaml');
-  if (cfg.execution.runtime === 'process') {
+  if (execution.runtime === 'process') {
     return {
       backend: 'local/process',
       executor: { kind: 'process' },
@@ -24,7 +26,7 @@ export function planLocal(cfg: RunConfig, task: TaskPlan, jobDir: string): Execu
   }
   const image = task.container ?? '(the built-in harness image)';
   const mounts = Object.fromEntries(
-    Object.entries(cfg.execution.mounts?.evaluation ?? {}).map(([source, target]) => {
+    Object.entries(execution.mounts?.evaluation ?? {}).map(([source, target]) => {
       const key = `execution.mounts.evaluation.${source}`;
       if (!/^\/\S*?(:ro|:rw)?$/.test(target)) throw new ConfigError(`${key}: expected an absolute container path (optionally with :ro), got ${JSON.stringify(target)}`, key);
       return [resolve(source), target];
@@ -35,7 +37,7 @@ export function planLocal(cfg: RunConfig, task: TaskPlan, jobDir: string): Execu
   const executor: DockerSpec = {
     kind: 'docker',
     ...(task.container ? { image: task.container } : {}),
-    extraDockerArgs: cfg.execution.extra_docker_args,
+    extraDockerArgs: execution.extra_docker_args,
     mounts,
     ...(dataset ? { dataset } : {}),
   };
@@ -51,7 +53,7 @@ export function planLocal(cfg: RunConfig, task: TaskPlan, jobDir: string): Execu
     executor: executor as ExecutionPlan['executor'],
     harnessPaths: { outputDir: RESULTS_IN_CONTAINER, ...(dataset ? { datasetDir: dataset.target } : {}) },
     describe: [
-      `# container: evalflow-<job id>-a<attempt> from ${image}, host network, init, ${volumes.map((v) => `-v ${v}`).join(' ')}${cfg.execution.extra_docker_args ? ` ${cfg.execution.extra_docker_args}` : ''}`,
+      `# container: evalflow-<job id>-a<attempt> from ${image}, host network, init, ${volumes.map((v) => `-v ${v}`).join(' ')}${execution.extra_docker_args ? ` ${execution.extra_docker_args}` : ''}`,
       `# command: run_eval --run_config ${RUN_CONFIG_IN_CONTAINER}`,
     ],
   };

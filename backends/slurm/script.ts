@@ -9,7 +9,9 @@
  */
 import { posix } from 'node:path';
 import type { SlurmExecution } from '../../config/schema.js';
+import { formatEnvFile } from '../../common/env-file.js';
 import { shellCommand, shellQuote } from '../../common/shell.js';
+import { ENV_NAME_RE } from '../../core/env-refs.js';
 
 /** Files of a job's remote dir (besides the harness's own artifacts/ and logs/). */
 export const REMOTE_FILES = {
@@ -178,15 +180,14 @@ export function renderSbatchScript(spec: SbatchScriptSpec): string {
   return lines.join('\n');
 }
 
-/** `.secrets.env`: `export NAME='value'` for resolved values, `export NAME="${VAR}"` for `runtime:VAR` references. */
+/** `.secrets.env`: the resolved values (common/env-file.ts), then `export NAME="${VAR}"` for `runtime:VAR` references. */
 export function renderSecretsFile(values: Readonly<Record<string, string>>, runtimeRefs: Readonly<Record<string, string>> = {}): string {
-  const lines = ['# evalflow: environment of this job; mode 0600, sourced by run.sub. Do not share.'];
-  for (const [name, value] of Object.entries(values)) lines.push(`export ${envName(name)}=${shellQuote(value)}`);
-  for (const [name, source] of Object.entries(runtimeRefs)) lines.push(`export ${envName(name)}="\${${envName(source)}}"`);
-  return `${lines.join('\n')}\n`;
+  const header = '# evalflow: environment of this job; mode 0600, sourced by run.sub. Do not share.\n';
+  const runtime = Object.entries(runtimeRefs).map(([name, source]) => `export ${envName(name)}="\${${envName(source)}}"\n`);
+  return `${header}${formatEnvFile({ ...values })}${runtime.join('')}`;
 }
 
 function envName(name: string): string {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`not an environment variable name: ${JSON.stringify(name)}`);
+  if (!ENV_NAME_RE.test(name)) throw new Error(`not an environment variable name: ${JSON.stringify(name)}`);
   return name;
 }

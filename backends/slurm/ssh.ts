@@ -149,6 +149,18 @@ export class SshSession {
     });
   }
 
+  /** Up to `length` bytes of a remote file from `offset` (empty past its end or when it does not exist). */
+  async readRange(remotePath: string, offset: number, length: number): Promise<Buffer> {
+    const sftp = await this.sftp();
+    return new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const stream = sftp.createReadStream(remotePath, { start: offset, end: offset + length - 1 });
+      stream.on('data', (d: Buffer) => chunks.push(d));
+      stream.on('error', (err: Error & { code?: number }) => (err.code === SFTP_NO_SUCH_FILE ? resolve(Buffer.alloc(0)) : reject(this.sftpError(err, `read ${remotePath}`))));
+      stream.on('end', () => resolve(Buffer.concat(chunks)));
+    });
+  }
+
   /** `mkdir -p` over SFTP. */
   async mkdirp(remoteDir: string, mode = 0o755): Promise<void> {
     const sftp = await this.sftp();
@@ -399,19 +411,18 @@ function hostKeyPolicy(o: SshOptions): HostKeyPolicy {
 
 const pool = new Map<string, SshSession>();
 
-/** The worker's one session for (host, port, user): connections are reused across activities. */
+/**
+ * The worker's one session for (host, port, user) and these settings: connections are reused across
+ * activities. (Different settings for the same target, e.g. another key, get a session of their own.)
+ */
 export function sshSession(options: SshOptions): SshSession {
-  const key = `${options.user}@${options.host}:${options.port}`;
-  const existing = pool.get(key);
-  if (existing && sameOptions(existing.options, options)) return existing;
-  existing?.dispose();
-  const session = new SshSession(options);
-  pool.set(key, session);
+  const key = `${options.user}@${options.host}:${options.port} ${JSON.stringify(options)}`;
+  let session = pool.get(key);
+  if (!session) {
+    session = new SshSession(options);
+    pool.set(key, session);
+  }
   return session;
-}
-
-function sameOptions(a: SshOptions, b: SshOptions): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** Closes every pooled connection (worker shutdown, tests). */

@@ -9,6 +9,13 @@ import { resolveInterpolations } from '../../config/interpolate.js';
 import { loadRunConfig, taskEvaluatorConfig, type LoadOptions } from '../../config/load.js';
 import { planTasks } from '../../config/plan.js';
 import { listTasks, resolveTaskName } from '../../config/registry.js';
+import type { RunConfig } from '../../config/schema.js';
+
+/** The execution section of a local config (the union's other member is slurm). */
+function localExecution(cfg: RunConfig) {
+  if (cfg.execution.type !== 'local') throw new Error(`expected execution.type local, got ${cfg.execution.type}`);
+  return cfg.execution;
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'evalflow-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -78,17 +85,17 @@ describe('defaults groups', () => {
 
   it('lets the config win over its groups when _self_ comes last', () => {
     const cfg = load({ defaults: [{ execution: 'local' }, { deployment: 'none' }, '_self_'], ...base(), execution: { output_dir: '/o', mode: 'parallel' } });
-    expect(cfg.execution.mode).toBe('parallel');
+    expect(localExecution(cfg).mode).toBe('parallel');
   });
 
   it('puts _self_ last when the list omits it (Hydra 1.1+)', () => {
     const cfg = load({ defaults: [{ execution: 'local' }, { deployment: 'none' }], ...base(), execution: { output_dir: '/o', mode: 'parallel' } });
-    expect(cfg.execution.mode).toBe('parallel');
+    expect(localExecution(cfg).mode).toBe('parallel');
   });
 
   it('lets the groups win when _self_ comes first, but a group ??? never erases a value', () => {
     const cfg = load({ defaults: ['_self_', { execution: 'local' }, { deployment: 'none' }], ...base(), execution: { output_dir: '/o', mode: 'parallel' } });
-    expect(cfg.execution.mode).toBe('sequential');
+    expect(localExecution(cfg).mode).toBe('sequential');
     expect(cfg.execution.output_dir).toBe('/o');
   });
 
@@ -102,10 +109,10 @@ describe('defaults groups', () => {
   });
 
   it('names unsupported upstream groups and lists the choices for unknown ones', () => {
-    expect(loadError({ defaults: [{ execution: 'slurm/default' }], ...base() }).message).toBe(
-      "defaults: execution group 'slurm/default' is not supported yet (evalflow supports: local)",
+    expect(loadError({ defaults: [{ execution: 'lepton/default' }], ...base() }).message).toBe(
+      "defaults: execution group 'lepton/default' is not supported yet (evalflow supports: local, slurm/default)",
     );
-    expect(loadError({ defaults: [{ execution: 'kubernetes' }], ...base() }).message).toBe("defaults: unknown execution group 'kubernetes' (evalflow supports: local)");
+    expect(loadError({ defaults: [{ execution: 'kubernetes' }], ...base() }).message).toBe("defaults: unknown execution group 'kubernetes' (evalflow supports: local, slurm/default)");
     expect(loadError({ defaults: [{ cluster: 'x' }], ...base() }).message).toBe("defaults[0]: unknown defaults group 'cluster' (groups: execution, deployment)");
     expect(loadError({ defaults: ['deployment/vllm@auxiliary_deployments.judge', '_self_'], ...base() }).message).toContain("deployment group 'vllm' is not supported yet");
   });
@@ -203,7 +210,7 @@ describe('overrides', () => {
       ],
     });
     expect(cfg.execution.max_attempts).toBe(5);
-    expect(cfg.execution.max_parallel_tasks).toBeNull();
+    expect(localExecution(cfg).max_parallel_tasks).toBeNull();
     expect(cfg.target.api_endpoint.stream).toBe(true);
     expect(cfg.target.api_endpoint.model_id).toBe('123');
     expect(cfg.execution.auto_export).toEqual({ destinations: ['local', 'mlflow'] });
@@ -219,7 +226,7 @@ describe('overrides', () => {
       "override '+execution.mode=parallel': 'execution.mode' already exists; use 'execution.mode=parallel' to change it (or '++execution.mode=parallel' to add or change)",
     );
     const cfg = load(base(), { overrides: ['++execution.mode=parallel', '++evaluation.post_cmd=echo done'] });
-    expect(cfg.execution.mode).toBe('parallel');
+    expect(localExecution(cfg).mode).toBe('parallel');
     expect(cfg.evaluation.post_cmd).toBe('echo done');
   });
 
@@ -306,7 +313,7 @@ describe('raw mode', () => {
   it('uses the file as written: no defaults list, no interpolation', () => {
     const cfg = load({ ...raw(), evaluation: { ...raw().evaluation, pre_cmd: 'echo ${HOME}' } }, { configMode: 'raw' });
     expect(cfg.evaluation.pre_cmd).toBe('echo ${HOME}');
-    expect(cfg.execution.mode).toBe('sequential');
+    expect(localExecution(cfg).mode).toBe('sequential');
   });
 
   it('refuses overrides and needs every section', () => {

@@ -71,7 +71,7 @@ function selections(file: string): Map<string, string> {
 function requiredOverrides(node: unknown, path: string[] = []): string[] {
   if (node === '???') {
     const key = path.join('.');
-    return [`${key}=${/(url|uri)$/.test(key) ? 'http://judge.example:8000/v1' : 'required-value'}`];
+    return [`${key}=${/(url|uri)$/.test(key) ? 'http://judge.example:8000/v1' : key === 'execution.output_dir' ? '/cluster/required-value' : 'required-value'}`];
   }
   if (Array.isArray(node)) return node.flatMap((v, i) => requiredOverrides(v, [...path, String(i)]));
   if (typeof node === 'object' && node !== null) return Object.entries(node).flatMap(([k, v]) => requiredOverrides(v, [...path, k]));
@@ -92,7 +92,9 @@ function loadError(file: string): ConfigError {
   throw new Error(`${file} loaded, but it should not`);
 }
 
-const isLocalWithoutDeployment = (file: string) => selections(file).get('execution') === 'local' && selections(file).get('deployment') === 'none';
+/** Local or Slurm execution without a deployment: what evalflow runs today. */
+const isLocalWithoutDeployment = (file: string) => ['local', 'slurm/default'].includes(selections(file).get('execution') ?? '') && selections(file).get('deployment') === 'none';
+const SUPPORTED_COUNT = configs.filter(isLocalWithoutDeployment).length;
 
 describe('upstream example configs', () => {
   it('finds the examples next to the repository (../shared/reference/upstream/examples)', () => {
@@ -102,17 +104,20 @@ describe('upstream example configs', () => {
   });
 
   it('covers both kinds: local without deployment, and groups evalflow does not support yet', () => {
-    expect(configs.filter(isLocalWithoutDeployment).length).toBe(12);
-    expect(configs.filter((f) => !isLocalWithoutDeployment(f)).length).toBe(configs.length - 12);
+    expect(configs.filter((f) => isLocalWithoutDeployment(f) && selections(f).get('execution') === 'local').length).toBe(12);
+    expect(configs.filter((f) => isLocalWithoutDeployment(f) && selections(f).get('execution') === 'slurm/default')).toEqual(['slurm_nemotron_benchmarks.yaml']);
+    expect(configs.filter((f) => !isLocalWithoutDeployment(f)).length).toBe(configs.length - SUPPORTED_COUNT);
   });
 
   describe.each(configs.filter((f) => isLocalWithoutDeployment(f) && !(f in UPSTREAM_MISTAKES)))('%s (local, no deployment)', (file) => {
     it('loads and plans every task', () => {
       const cfg = load(file);
       const raw = rawConfig(file) as { evaluation: { tasks: { name: string }[] }; target: { api_endpoint: { url: string } } };
-      expect(cfg.execution.type).toBe('local');
+      const slurm = selections(file).get('execution') === 'slurm/default';
+      expect(cfg.execution.type).toBe(slurm ? 'slurm' : 'local');
       expect(cfg.deployment).toEqual({ type: 'none' });
-      expect(cfg.execution.output_dir.startsWith(`${CWD}/`)).toBe(true);
+      // Slurm's output_dir is a path on the cluster, taken as written.
+      expect(cfg.execution.output_dir.startsWith(slurm ? '/cluster/' : `${CWD}/`)).toBe(true);
       expect(cfg.target.api_endpoint.url).toBe(raw.target.api_endpoint.url);
       expect(cfg.evaluation.tasks.map((t) => t.name)).toEqual(raw.evaluation.tasks.map((t) => t.name));
       const plans = planTasks(cfg);
@@ -130,6 +135,8 @@ describe('upstream example configs', () => {
     it('passes `evalflow run --dry-run` and shows every job', async () => {
       const argv = ['run', '-c', join(EXAMPLES_DIR, file), '--dry-run', '-o', `execution.output_dir=${CWD}/out`];
       for (const o of requiredOverrides(rawConfig(file))) argv.push('-o', o);
+      // ${oc.env:USER} is read from this process's environment, which may not have USER.
+      if (selections(file).get('execution') === 'slurm/default') argv.push('-o', 'execution.username=tester');
       let stdout = '';
       let stderr = '';
       const code = await main(argv, { out: (t) => (stdout += t), err: (t) => (stderr += t), isTTY: false });
@@ -162,7 +169,7 @@ describe('upstream example configs', () => {
     it('fails naming the unsupported group', () => {
       const execution = selections(file).get('execution') ?? '';
       const deployment = selections(file).get('deployment') ?? '';
-      const group = execution === 'local' ? `deployment group '${deployment}'` : `execution group '${execution}'`;
+      const group = ['local', 'slurm/default'].includes(execution) ? `deployment group '${deployment}'` : `execution group '${execution}'`;
       const err = loadError(file);
       expect(err.exitCode).toBe(2);
       expect(err.keyPath).toBe('defaults');

@@ -97,7 +97,8 @@ describe('sbatch script', () => {
     expect(text).toContain('export HF_TOKEN="${CLUSTER_HF_TOKEN}"');
     const res = spawnSync('bash', ['-c', `CLUSTER_HF_TOKEN=tok\n${text}\nprintf '%s|%s' "$API_KEY" "$HF_TOKEN"`], { encoding: 'utf8' });
     expect(res.stdout).toBe("it's $(secret)|tok");
-    expect(() => renderSecretsFile({ 'A;B': 'x' })).toThrow(/not an environment variable name/);
+    expect(() => renderSecretsFile({ 'A;B': 'x' })).toThrow(/invalid environment variable name/);
+    expect(() => renderSecretsFile({}, { A: 'B;C' })).toThrow(/not an environment variable name/);
   });
 
   it('reads walltimes', () => {
