@@ -64,6 +64,9 @@ export class SshConnectionError extends Error {
   override readonly name = 'SshConnectionError';
 }
 
+/** No channel could be opened for a command: nothing ran, so it is safe to retry. */
+class ChannelOpenError extends SshConnectionError {}
+
 const SFTP_FAILURE = 4;
 const SFTP_NO_SUCH_FILE = 2;
 
@@ -85,10 +88,27 @@ export class SshSession {
 
   /** Runs a command with the remote user's login shell; the exit code is returned, not thrown. */
   async exec(command: string, opts: { timeoutMs?: number; stdin?: string } = {}): Promise<ExecResult> {
+    // A channel that could not be opened ran nothing: retried (sshd may still count a just-closed channel
+    // against MaxSessions, or the connection died before its close event arrived).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.execOnce(command, opts);
+      } catch (err) {
+        if (!(err instanceof ChannelOpenError) || attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
+  }
+
+  private async execOnce(command: string, opts: { timeoutMs?: number; stdin?: string }): Promise<ExecResult> {
     return this.withChannel(async (client) => {
       return new Promise<ExecResult>((resolve, reject) => {
         client.exec(command, (err, stream) => {
-          if (err) return reject(new SshConnectionError(`exec on ${this.target} failed: ${err.message}`));
+          if (err) {
+            // No channel, so the command did not run: retried. A connection that cannot open one is dropped first.
+            if (!/open failed/i.test(err.message)) this.drop(client);
+            return reject(new ChannelOpenError(`exec on ${this.target} failed: ${err.message}`));
+          }
           let stdout = '';
           let stderr = '';
           let settled = false;
@@ -223,6 +243,14 @@ export class SshSession {
     return written;
   }
 
+  /** Forgets a connection that no longer works (a later call connects again). */
+  private drop(client: Client): void {
+    if (this.client !== client) return;
+    this.client = undefined;
+    this.sftpChannel = undefined;
+    client.end();
+  }
+
   /** Ends the connection; a later call connects again. */
   close(): void {
     this.sftpChannel = undefined;
@@ -282,7 +310,7 @@ export class SshSession {
   }
 
   private async withChannel<T>(fn: (client: Client) => Promise<T>): Promise<T> {
-    const max = this.options.maxChannels ?? 8;
+    const max = this.options.maxChannels ?? 6;
     while (this.activeChannels >= max) await new Promise<void>((r) => this.waiting.push(r));
     this.activeChannels++;
     try {
