@@ -168,12 +168,15 @@ export class EndpointClient {
   private toCompletion(data: OpenAIResponse): Completion {
     const choice = data.choices?.[0];
     const content = this.opts.type === 'chat' ? choice?.message?.content : choice?.text;
-    if (choice === undefined || (content !== null && content !== undefined && typeof content !== 'string')) {
-      throw new RetryableError('response has no choices[0] content', 200);
+    // No text at all (null, missing, not a string) is a malformed response, not an empty answer: scoring it
+    // as 0 and caching it would make the loss permanent. An empty string is an answer.
+    if (typeof content !== 'string') {
+      const field = this.opts.type === 'chat' ? 'choices[0].message.content' : 'choices[0].text';
+      throw new RetryableError(`malformed response: no ${field} (${content === null ? 'null' : content === undefined ? 'missing' : typeof content})`, 200);
     }
     return {
-      text: content ?? '',
-      finishReason: choice.finish_reason ?? null,
+      text: content,
+      finishReason: choice?.finish_reason ?? null,
       promptTokens: data.usage?.prompt_tokens ?? 0,
       completionTokens: data.usage?.completion_tokens ?? 0,
       retries: 0,
@@ -201,7 +204,7 @@ function parseJson(text: string): OpenAIResponse | null {
 
 /** Folds an SSE stream of chunks into one response (content concatenated, last finish_reason/usage kept). */
 function parseSse(text: string): OpenAIResponse | null {
-  let content = '';
+  let content: string | undefined;
   let finishReason: string | null = null;
   let usage: OpenAIResponse['usage'];
   let chunks = 0;
@@ -209,11 +212,13 @@ function parseSse(text: string): OpenAIResponse | null {
     if (!line.startsWith('data:')) continue;
     const data = line.slice(5).trim();
     if (data === '[DONE]') break;
-    const chunk = parseJson(data) as { choices?: Array<{ delta?: { content?: string }; text?: string; finish_reason?: string | null }>; usage?: OpenAIResponse['usage'] } | null;
+    const chunk = parseJson(data) as { choices?: Array<{ delta?: { content?: unknown }; text?: unknown; finish_reason?: string | null }>; usage?: OpenAIResponse['usage'] } | null;
     if (!chunk) return null;
     chunks++;
     const choice = chunk.choices?.[0];
-    content += choice?.delta?.content ?? choice?.text ?? '';
+    const piece = choice?.delta?.content ?? choice?.text;
+    // A stream whose chunks never carry text (only roles, finish reasons) has no answer: left undefined.
+    if (typeof piece === 'string') content = (content ?? '') + piece;
     if (choice?.finish_reason) finishReason = choice.finish_reason;
     if (chunk.usage) usage = chunk.usage;
   }

@@ -36,18 +36,24 @@ describe('harness under endpoint faults', () => {
     await fixture.close();
   });
 
-  it('retries 429 (honouring Retry-After), 500, timeouts and garbage, then scores every sample', async () => {
+  it('retries 429 (honouring Retry-After), 500, timeouts, garbage and answers without content, then scores every sample', async () => {
     fixture.addFault(q(0), { kind: 'status', status: 429, retryAfterS: 1, times: 2 });
     fixture.addFault(q(1), { kind: 'status', status: 500, times: 2 });
     fixture.addFault(q(2), { kind: 'timeout', times: 1 });
     fixture.addFault(q(3), { kind: 'garbage', times: 1 });
+    fixture.addFault(q(4), { kind: 'no-content', times: 2 });
+    const outputDir = tempDir();
     const started = Date.now();
-    const { results } = await runEvaluation({ runConfig: runConfig(fixture, tempDir()), retryBaseDelayMs: 10 });
+    const { results } = await runEvaluation({ runConfig: runConfig(fixture, outputDir), retryBaseDelayMs: 10 });
     const elapsed = Date.now() - started;
     expect(results.samples).toEqual({ total: N, scored: N, errors: 0, cached: 0 });
     expect(results.results.tasks.gsm8k?.metrics.accuracy?.scores.accuracy?.value).toBe(1);
-    // 2 extra attempts for q0 and q1, 1 each for q2 and q3.
-    expect(fixture.totalRequests()).toBe(N + 2 + 2 + 1 + 1);
+    // 2 extra attempts for q0, q1 and q4, 1 each for q2 and q3.
+    expect(fixture.totalRequests()).toBe(N + 2 + 2 + 1 + 1 + 2);
+    // A response without content was never cached as an empty answer.
+    const cached = readFileSync(join(outputDir, 'cache', 'responses.jsonl'), 'utf8').trim().split('\n');
+    expect(cached).toHaveLength(N);
+    expect(cached.map((l) => (JSON.parse(l) as { r: { text: string } }).r.text).filter((t) => t === '')).toEqual([]);
     // Two Retry-After: 1 waits on q0 (the base backoff here is 10 ms).
     expect(elapsed).toBeGreaterThanOrEqual(2000);
   });

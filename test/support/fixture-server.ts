@@ -6,7 +6,7 @@
  *   `GET /health`.
  * - Answers are scripted (`answer`) or derived from the prompt (`defaultAnswer`); `created` is a
  *   constant and ids count up per server (`chatcmpl-fixture-<n>`).
- * - Faults on demand (429 + Retry-After, 5xx, held sockets, malformed JSON) for the first N attempts
+ * - Faults on demand (429 + Retry-After, 5xx, held sockets, malformed JSON, no content) for the first N attempts
  *   of each matching request, counted per request key, so retries are exact under concurrency.
  * - Built for speed on node:http with keep-alive: one JSON.parse per request, responses assembled as
  *   strings with a Content-Length. The canonical request key (sorted-keys JSON + sha256, a few µs)
@@ -45,6 +45,8 @@ export type FaultSpec =
   | { kind: 'status'; status: number; retryAfterS?: number; times: number }
   | { kind: 'timeout'; times: number }
   | { kind: 'garbage'; times: number }
+  /** A well-formed 200 whose choice carries no text (`message.content` / `text` null; a stream of role-only chunks). */
+  | { kind: 'no-content'; times: number }
   | { kind: 'hang' };
 
 export interface FixtureServerOptions {
@@ -311,6 +313,16 @@ export async function startFixtureServer(opts: FixtureServerOptions = {}): Promi
       }
       if (fault.kind === 'garbage') {
         const payload = stream ? GARBAGE_STREAM : GARBAGE_BODY;
+        res.writeHead(200, ['Content-Type', stream ? 'text/event-stream' : JSON_TYPE, 'Content-Length', String(Buffer.byteLength(payload))]);
+        finish(ex, 200, payload, false);
+        return;
+      }
+      if (fault.kind === 'no-content') {
+        const payload = stream
+          ? `data: {"id":"chatcmpl-empty","choices":[{"index":0,"delta":{"role":"assistant"},"finish_reason":"stop"}]}\n\n${DONE_EVENT}`
+          : ex.chat
+            ? `{"id":"chatcmpl-empty","object":"chat.completion","created":${FIXTURE_CREATED},"choices":[{"index":0,"message":{"role":"assistant","content":null},"finish_reason":"stop"}]}`
+            : `{"id":"cmpl-empty","object":"text_completion","created":${FIXTURE_CREATED},"choices":[{"index":0,"text":null,"finish_reason":"stop"}]}`;
         res.writeHead(200, ['Content-Type', stream ? 'text/event-stream' : JSON_TYPE, 'Content-Length', String(Buffer.byteLength(payload))]);
         finish(ex, 200, payload, false);
         return;

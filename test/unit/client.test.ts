@@ -194,19 +194,34 @@ describe('EndpointClient.send', () => {
     expect(server.seen[0]?.url).toBe('/v1/chat/completions?api-version=2024');
   });
 
-  it('turns null chat content into an empty string; missing usage and finish_reason into 0/null', async () => {
-    const server = await serve((_n, _req, res) => json(res, 200, { choices: [{ message: { role: 'assistant', content: null } }] }));
+  it('keeps an empty answer; reads missing usage and finish_reason as 0/null', async () => {
+    const server = await serve((_n, _req, res) => json(res, 200, { choices: [{ message: { role: 'assistant', content: '' } }] }));
     const out = await client(server).send(CHAT_BODY);
     expect(out).toEqual({ text: '', finishReason: null, promptTokens: 0, completionTokens: 0, retries: 0 });
   });
 
-  it('parses a 200 completions response from choices[0].text (null → "")', async () => {
+  it('retries a chat response without message.content (null or missing): malformed, never an empty answer', async () => {
+    const server = await serve((n, _req, res) => {
+      if (n === 0) json(res, 200, chatOk(null));
+      else if (n === 1) json(res, 200, { choices: [{ message: { role: 'assistant' }, finish_reason: 'stop' }] });
+      else json(res, 200, chatOk('42'));
+    });
+    const out = await client(server).send(CHAT_BODY);
+    expect(out.text).toBe('42');
+    expect(out.retries).toBe(2);
+    const s2 = await serve((_n, _req, res) => json(res, 200, chatOk(null)));
+    const err = await failure(client(s2, { maxRetries: 1 }).send(CHAT_BODY));
+    expect(err.message).toMatch(/malformed response: no choices\[0\]\.message\.content \(null\)/);
+    expect(s2.seen).toHaveLength(2);
+  });
+
+  it('parses a 200 completions response from choices[0].text; a null text is malformed and retried', async () => {
     const server = await serve((n, _req, res) =>
-      json(res, 200, { choices: [{ text: n === 0 ? ' 42' : null, finish_reason: 'length' }], usage: { prompt_tokens: 5, completion_tokens: 1 } }),
+      json(res, 200, { choices: [{ text: n === 1 ? null : ' 42', finish_reason: 'length' }], usage: { prompt_tokens: 5, completion_tokens: 1 } }),
     );
     const c = client(server, { url: `${server.url}/v1/completions`, type: 'completions' });
     expect(await c.send({ model: 'm', prompt: 'x' })).toEqual({ text: ' 42', finishReason: 'length', promptTokens: 5, completionTokens: 1, retries: 0 });
-    expect((await c.send({ model: 'm', prompt: 'y' })).text).toBe('');
+    expect(await c.send({ model: 'm', prompt: 'y' })).toMatchObject({ text: ' 42', retries: 1 });
     expect(server.seen[0]?.url).toBe('/v1/completions');
   });
 
@@ -355,16 +370,17 @@ describe('EndpointClient.send', () => {
     expect(out.finishReason).toBe('length');
   });
 
-  it('retries an SSE stream with a broken chunk or no chunks at all', async () => {
+  it('retries an SSE stream with a broken chunk, no chunks at all, or chunks without any text', async () => {
     const server = await serve((n, _req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       if (n === 0) res.end('data: {"choices": [\n\n');
       else if (n === 1) res.end('data: [DONE]\n\n');
+      else if (n === 2) res.end(`data: ${JSON.stringify({ choices: [{ delta: { role: 'assistant' }, finish_reason: 'stop' }] })}\n\ndata: [DONE]\n\n`);
       else res.end(`data: ${JSON.stringify({ choices: [{ delta: { content: 'ok' } }] })}\n\ndata: [DONE]\n\n`);
     });
     const out = await client(server, { stream: true }).send({ ...CHAT_BODY, stream: true });
     expect(out.text).toBe('ok');
-    expect(out.retries).toBe(2);
+    expect(out.retries).toBe(3);
   });
 
   it('sends Authorization only when an API key is set', async () => {
