@@ -10,13 +10,14 @@
  * | `id_field` | optional field holding a unique sample id (default `custom-<row>`) |
  * | `scorer` | `exact` (default), `regex` or `numeric` |
  * | `case_sensitive` | `exact` only: compare case-sensitively (default false); both sides are trimmed |
- * | `answer_regex` | `regex` only (required): the first capture group (or the whole match) of the first match, trimmed, must equal the trimmed answer |
+ * | `answer_regex` | `regex` only (required), RE2 syntax (linear-time: no lookaround, no backreferences; `(?i)` for case-insensitive): the first capture group (or the whole match) of the first match, trimmed, must equal the trimmed answer |
  * | `tolerance` | `numeric` only: the last number in the output must be within this of the answer (default 1e-6) |
  *
  * Every row is checked when loading (template fields, answer, id, numeric answers), so a bad dataset fails
  * before any request is sent.
  */
 import { isAbsolute, resolve } from 'node:path';
+import { RE2JS } from 're2js';
 import { z } from 'zod';
 import { accuracyMetrics } from './aggregate.js';
 import { readJsonl } from './dataset-io.js';
@@ -63,9 +64,13 @@ const CustomExtraSchema = z
         ctx.addIssue({ code: 'custom', path: ['answer_regex'], message: 'required when scorer is "regex"' });
       } else {
         try {
-          new RegExp(extra.answer_regex);
+          compiled(extra.answer_regex);
         } catch (err) {
-          ctx.addIssue({ code: 'custom', path: ['answer_regex'], message: `invalid regular expression: ${(err as Error).message}` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['answer_regex'],
+            message: `not a valid RE2 regular expression (linear-time matching: no lookaround, no backreferences): ${(err as Error).message}`,
+          });
         }
       }
     }
@@ -116,19 +121,22 @@ export function renderTemplate(template: string, row: Record<string, unknown>, w
   });
 }
 
-const regexCache = new Map<string, RegExp>();
-function compiled(source: string): RegExp {
+/**
+ * User patterns run on RE2 (re2js, pure JS): matching time is linear in the text, so no pattern can stall the
+ * harness on pathological model output, as a backtracking engine can (`(a+)+$` on 50 kB of `a`s).
+ */
+const regexCache = new Map<string, RE2JS>();
+function compiled(source: string): RE2JS {
   let re = regexCache.get(source);
-  if (!re) regexCache.set(source, (re = new RegExp(source)));
+  if (!re) regexCache.set(source, (re = RE2JS.compile(source)));
   return re;
 }
 
 /** What `answer_regex` extracts: the first capture group of the first match (whole match if it has no groups). */
 export function extractByRegex(generation: string, source: string): string | null {
-  const re = compiled(source);
-  const m = re.exec(generation);
-  if (!m) return null;
-  return m.length > 1 ? (m[1] ?? null) : m[0];
+  const m = compiled(source).matcher(generation);
+  if (!m.find()) return null;
+  return m.groupCount() > 0 ? m.group(1) : m.group();
 }
 
 /** Scores one generation against a reference answer with the configured scorer. */

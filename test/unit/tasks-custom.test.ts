@@ -118,7 +118,9 @@ describe('custom extra validation', () => {
     ['unknown key', { ...base, answer_feild: 'x' }, 'config.params.extra.answer_feild: unknown key (valid keys: answer_field, answer_regex, case_sensitive, dataset_path, id_field, prompt_template, scorer, system_prompt, tolerance)'],
     ['unknown scorer', { ...base, scorer: 'fuzzy' }, 'config.params.extra.scorer: '],
     ['regex scorer without answer_regex', { ...base, scorer: 'regex' }, 'config.params.extra.answer_regex: required when scorer is "regex"'],
-    ['invalid regular expression', { ...base, scorer: 'regex', answer_regex: '(unclosed' }, 'config.params.extra.answer_regex: invalid regular expression: '],
+    ['invalid regular expression', { ...base, scorer: 'regex', answer_regex: '(unclosed' }, 'config.params.extra.answer_regex: not a valid RE2 regular expression (linear-time matching: no lookaround, no backreferences): error parsing regexp: missing closing ): `(unclosed`'],
+    ['a backreference (no linear-time match)', { ...base, scorer: 'regex', answer_regex: '(a)\\1' }, 'config.params.extra.answer_regex: not a valid RE2 regular expression (linear-time matching: no lookaround, no backreferences): error parsing regexp: invalid escape sequence: `\\1`'],
+    ['a lookahead (no linear-time match)', { ...base, scorer: 'regex', answer_regex: 'x(?=y)' }, 'config.params.extra.answer_regex: not a valid RE2 regular expression (linear-time matching: no lookaround, no backreferences): error parsing regexp: invalid or unsupported Perl syntax: `(?=`'],
     ['answer_regex with another scorer', { ...base, answer_regex: '(\\d+)' }, 'config.params.extra.answer_regex: only used with scorer "regex" (scorer is "exact")'],
     ['tolerance with another scorer', { ...base, tolerance: 0.1 }, 'config.params.extra.tolerance: only used with scorer "numeric" (scorer is "exact")'],
     ['negative tolerance', { ...base, scorer: 'numeric', tolerance: -1 }, 'config.params.extra.tolerance: '],
@@ -195,6 +197,17 @@ describe('custom scorers', () => {
     expect(scoreWith(whole, 'I pick C.', 'C')).toEqual({ score: 1, extracted: 'C' });
     expect(scoreWith(whole, 'I pick C.', 'c')).toEqual({ score: 0, extracted: 'C' });
     expect(extractByRegex('x=1', '(y)?x=(\\d)')).toBeNull(); // group 1 did not take part
+    // RE2 syntax: inline flags and named groups.
+    expect(extractByRegex('ANSWER: paris', '(?i)answer:\\s*(\\w+)')).toBe('paris');
+    expect(extractByRegex('id=42', 'id=(?P<n>\\d+)')).toBe('42');
+  });
+
+  it('regex: a pattern that backtracks catastrophically elsewhere matches in linear time here', () => {
+    // `(a+)+$` on 50 kB of "a" followed by "!" never returns on a backtracking engine (2^50000 paths).
+    const text = `${'a'.repeat(50_000)}!`;
+    expect(extractByRegex(text, '(a+)+$')).toBeNull();
+    expect(extractByRegex(`${'a'.repeat(50_000)}`, '(a+)+$')).toHaveLength(50_000);
+    expect(scoreWith({ scorer: 'regex', answer_regex: '(x+x+)+y' }, 'x'.repeat(50_000), 'y')).toEqual({ score: 0, extracted: null });
   });
 
   it('numeric: the last number within the tolerance', () => {

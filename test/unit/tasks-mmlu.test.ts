@@ -70,6 +70,14 @@ describe('mmlu answer extraction', () => {
     expect(extractMmluAnswer('I think it is True, False here', tf)).toBe('C');
   });
 
+  it('stays linear on long runs of punctuation and blank lines (anchored trims used to retry from every position)', () => {
+    // 200 kB: quadratic trimming took ~5 s at 20 kB, so minutes here; linear extraction takes milliseconds.
+    const choices = ['alpha', 'beta', 'gamma', 'delta'];
+    expect(extractMmluAnswer(`${'.'.repeat(200_000)} 5`, choices)).toBeNull();
+    expect(extractMmluAnswer(`${'\n'.repeat(200_000)}x`, choices)).toBeNull();
+    expect(extractMmluAnswer(`${' \n'.repeat(100_000)}B`, choices)).toBe('B');
+  });
+
   it('treats an option text equal to a letter-like string through the letter rules', () => {
     expect(extractMmluAnswer('A', ['B', 'A', 'C', 'D'])).toBe('A');
   });
