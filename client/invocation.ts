@@ -49,7 +49,12 @@ export function buildInvocationInput(
     tasks: jobs.map(({ plan, jobDir, execution }) => {
       const { params = {} } = plan.evaluatorConfig.config;
       const { outputDir, datasetDir } = execution.harnessPaths;
-      const extra = { ...(params.extra ?? {}), ...(datasetDir ? { dataset_dir: datasetDir } : {}) };
+      const extra = {
+        // The built-in harness pauses through endpoint outages for as long as the endpoint may take to come up.
+        ...(plan.task.builtin ? { endpoint_outage_timeout: cfg.execution.endpoint_readiness_timeout } : {}),
+        ...(params.extra ?? {}),
+        ...(datasetDir ? { dataset_dir: datasetDir } : {}),
+      };
       const apiEndpoint = plan.evaluatorConfig.target.api_endpoint;
       return {
         invocationId: ids.invocationId,

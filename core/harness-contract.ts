@@ -3,11 +3,26 @@
  * itself: exit codes, the stage files in `logs/`, and the progress files in `artifacts/` (upstream writes
  * `progress` as a bare count; evalflow's harness also writes `progress.json` with totals).
  */
+import { z } from 'zod';
 import type { Outcome } from './outcome.js';
 import { ProgressSchema, type Progress } from './progress.js';
 
-/** Exit codes of `run_eval` (the built-in harness). Upstream containers only share 0 and the signal codes. */
-export const HARNESS_EXIT = { ok: 0, error: 1, config: 2, tooManyErrors: 3, sigint: 130, sigkill: 137, sigterm: 143 } as const;
+/**
+ * Exit codes of `run_eval` (the built-in harness). Upstream containers only share 0 and the signal codes.
+ * 4: the endpoint stayed down longer than `endpoint_outage_timeout`; 5: the run's files could not be written
+ * (ENOSPC, EIO …). Both leave the response cache usable for a relaunch.
+ */
+export const HARNESS_EXIT = {
+  ok: 0,
+  error: 1,
+  config: 2,
+  tooManyErrors: 3,
+  endpointUnavailable: 4,
+  storage: 5,
+  sigint: 130,
+  sigkill: 137,
+  sigterm: 143,
+} as const;
 
 /** Lifecycle markers in the job's `logs/` dir: `stage.running` when the harness starts, `stage.exit` when it ends. */
 export const STAGE_FILES = { running: 'stage.running', exit: 'stage.exit' } as const;
@@ -15,16 +30,43 @@ export const STAGE_FILES = { running: 'stage.running', exit: 'stage.exit' } as c
 /** Progress files in the job's `artifacts/` dir. */
 export const PROGRESS_FILES = { count: 'progress', json: 'progress.json' } as const;
 
-/** `stage.exit` content: `<ISO time> <exit code>`. */
-export function formatStageExit(at: Date, code: number): string {
-  return `${at.toISOString()} ${code}\n`;
+/** Why the built-in harness failed, on the second line of `stage.exit`. */
+export const STAGE_FAILURE_REASONS = ['config', 'dataset', 'too_many_errors', 'endpoint_unavailable', 'storage', 'interrupted', 'unexpected'] as const;
+export const StageFailureSchema = z.object({ reason: z.enum(STAGE_FAILURE_REASONS), message: z.string() });
+export type StageFailure = z.infer<typeof StageFailureSchema>;
+
+/** Messages are cut to this length so `stage.exit` fits the space the harness reserves for it. */
+const MAX_FAILURE_MESSAGE_CHARS = 4000;
+
+/**
+ * `stage.exit` content: `<ISO time> <exit code>\n`, and for a failure of the built-in harness a second line, one
+ * JSON object `{"reason": …, "message": …}` (e.g. a dataset's file and line, the endpoint URL and its last error,
+ * the file a write failed on), so the launcher can report the cause rather than "see the log".
+ */
+export function formatStageExit(at: Date, code: number, failure?: StageFailure): string {
+  const first = `${at.toISOString()} ${code}\n`;
+  if (!failure) return first;
+  const message = failure.message.length > MAX_FAILURE_MESSAGE_CHARS ? `${failure.message.slice(0, MAX_FAILURE_MESSAGE_CHARS - 1)}…` : failure.message;
+  return `${first}${JSON.stringify({ reason: failure.reason, message })}\n`;
 }
 
 /** The exit code recorded in a `stage.exit` file, or null when there is none (yet). */
 export function parseStageExit(text: string): number | null {
-  const [, code] = text.trim().split(/\s+/);
+  const [, code] = (text.split('\n')[0] ?? '').trim().split(/\s+/);
   const n = Number(code);
   return code !== undefined && Number.isInteger(n) ? n : null;
+}
+
+/** The failure recorded on the second line of a `stage.exit` file; null when there is none (success, upstream, older files). */
+export function parseStageFailure(text: string): StageFailure | null {
+  const line = text.split('\n')[1]?.trim();
+  if (!line) return null;
+  try {
+    const parsed = StageFailureSchema.safeParse(JSON.parse(line));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Progress from `progress.json` if it parses, else from upstream's bare `progress` count (total unknown: 0). */
@@ -60,6 +102,12 @@ export function outcomeOfExit(code: number, builtin: boolean): Outcome {
   }
   if (builtin && code === HARNESS_EXIT.tooManyErrors) {
     return { kind: 'failed', exitCode: code, permanent: true, resultsWritten: true, reason: 'too many samples failed after retries (exit code 3)' };
+  }
+  if (builtin && code === HARNESS_EXIT.endpointUnavailable) {
+    return { kind: 'failed', exitCode: code, permanent: false, reason: 'the endpoint stayed down longer than endpoint_outage_timeout (exit code 4)' };
+  }
+  if (builtin && code === HARNESS_EXIT.storage) {
+    return { kind: 'failed', exitCode: code, permanent: false, reason: 'the harness could not write its files (exit code 5)' };
   }
   return { kind: 'failed', exitCode: code, permanent: false, reason: `the harness exited with code ${code}` };
 }

@@ -1,14 +1,15 @@
 /**
- * On-disk response cache keyed by the canonical request, so a relaunched harness only sends what is
- * missing. Append-only JSONL. Responses that arrive in the same turn of the event loop are written
- * together with one write(2) at the end of that turn: a SIGKILL loses at most that turn's responses
- * (the page cache keeps what was written), at a fraction of the cost of a write per response. A torn
- * last line from a crash mid-write is ignored on load.
+ * On-disk response cache keyed by the canonical request, so a relaunched harness only sends what is missing.
+ * Append-only JSONL (`{"k": key, "r": response}` per line), written in batches per event-loop turn. Memory holds
+ * only an index (key → where its line is), never the responses: a cached response is read back from the file when
+ * it is asked for, so a 100,000-sample run with long reasoning outputs costs a few MB of index, not the outputs'
+ * size (and no single string ever holds the file). A torn last line from a crash mid-write is ignored on load.
  */
 import { hash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { canonicalJson } from '../common/canonical-json.js';
+import { BatchedAppender, forEachLineOfFd } from './lines.js';
 
 export interface CachedResponse {
   text: string;
@@ -27,71 +28,97 @@ export function requestKey(route: string, body: unknown): string {
   return canonicalRequest(route, body).key;
 }
 
+function parseEntry(line: string): { k: string; r: CachedResponse } | undefined {
+  try {
+    const entry = JSON.parse(line) as { k?: unknown; r?: Partial<CachedResponse> } | null;
+    if (typeof entry?.k === 'string' && entry.r && typeof entry.r.text === 'string') return entry as { k: string; r: CachedResponse };
+  } catch {
+    // A torn final line from a killed writer: that response is simply requested again.
+  }
+  return undefined;
+}
+
 export class ResponseCache {
-  private readonly entries = new Map<string, CachedResponse>();
-  private fd: number | null = null;
-  private pending: string[] = [];
-  private flushScheduled = false;
+  /** key → slot in `offsets`/`lengths` (numbers in arrays: no object per entry). */
+  private readonly index = new Map<string, number>();
+  private readonly offsets: number[] = [];
+  private readonly lengths: number[] = [];
+  /** Entries of this turn, not yet written: served from memory until the batch is written (a turn's worth at most). */
+  private unwritten = new Map<string, CachedResponse>();
 
-  private constructor(readonly file: string) {}
+  private readonly appender: BatchedAppender;
 
-  static open(file: string): ResponseCache {
-    const cache = new ResponseCache(file);
+  private constructor(
+    readonly file: string,
+    private readonly fd: number,
+    onError: (err: Error) => void,
+  ) {
+    this.appender = new BatchedAppender(fd, file, onError, () => this.unwritten.clear());
+  }
+
+  /**
+   * Opens (creating) the cache file and indexes its entries. `onError` receives a failed background write
+   * (ENOSPC on a flush): the caller ends the run, since a response that cannot be cached would be lost.
+   */
+  static open(file: string, onError: (err: Error) => void = (err) => { throw err; }): ResponseCache {
     mkdirSync(dirname(file), { recursive: true });
-    const content = existsSync(file) ? readFileSync(file, 'utf8') : '';
-    cache.load(content);
-    cache.fd = openSync(file, 'a');
+    const fd = openSync(file, 'a+');
+    const cache = new ResponseCache(file, fd, onError);
+    forEachLineOfFd(fd, (line, { offset, length }) => {
+      const entry = parseEntry(line);
+      if (entry) cache.remember(entry.k, offset, length);
+    });
     // Terminate a torn last line so the next entry starts on a line of its own.
-    if (content.length > 0 && !content.endsWith('\n')) writeSync(cache.fd, '\n');
+    if (endsWithoutNewline(fd)) cache.appender.append(Buffer.from('\n'));
     return cache;
   }
 
-  private load(content: string): void {
-    let start = 0;
-    while (start < content.length) {
-      let end = content.indexOf('\n', start);
-      if (end === -1) end = content.length;
-      const line = content.slice(start, end);
-      start = end + 1;
-      if (!line) continue;
-      try {
-        const { k, r } = JSON.parse(line) as { k: string; r: CachedResponse };
-        if (typeof k === 'string' && r && typeof r.text === 'string') this.entries.set(k, r);
-      } catch {
-        // A torn final line from a killed writer: that response is simply requested again.
-      }
+  private remember(key: string, offset: number, length: number): void {
+    const slot = this.index.get(key);
+    if (slot === undefined) {
+      this.index.set(key, this.offsets.length);
+      this.offsets.push(offset);
+      this.lengths.push(length);
+    } else {
+      this.offsets[slot] = offset;
+      this.lengths[slot] = length;
     }
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.index.size;
   }
 
+  /** The cached response, read back from the file. */
   get(key: string): CachedResponse | undefined {
-    return this.entries.get(key);
+    const fresh = this.unwritten.get(key);
+    if (fresh) return fresh;
+    const slot = this.index.get(key);
+    if (slot === undefined) return undefined;
+    const length = this.lengths[slot] as number;
+    const buf = Buffer.allocUnsafe(length);
+    const read = readSync(this.fd, buf, 0, length, this.offsets[slot] as number);
+    return read === length ? parseEntry(buf.toString('utf8'))?.r : undefined;
   }
 
   put(key: string, response: CachedResponse): void {
-    if (this.fd === null) throw new Error('response cache is closed');
-    this.entries.set(key, response);
-    this.pending.push(`${JSON.stringify({ k: key, r: response })}\n`);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+    const line = Buffer.from(`${JSON.stringify({ k: key, r: response })}\n`);
+    const offset = this.appender.append(line);
+    this.unwritten.set(key, response);
+    this.remember(key, offset, line.length - 1);
   }
 
   flush(): void {
-    this.flushScheduled = false;
-    if (this.fd === null || this.pending.length === 0) return;
-    const chunk = this.pending.join('');
-    this.pending = [];
-    writeSync(this.fd, chunk);
+    this.appender.flush();
   }
 
   close(): void {
-    this.flush();
-    if (this.fd !== null) closeSync(this.fd);
-    this.fd = null;
+    this.appender.close();
   }
+}
+
+function endsWithoutNewline(fd: number): boolean {
+  const size = fstatSync(fd).size;
+  const last = Buffer.alloc(1);
+  return size > 0 && readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a;
 }

@@ -2,19 +2,27 @@
  * `run_eval`: the nemo-evaluator harness contract. Also the entrypoint of the harness image and of the
  * process runtime (`node dist/harness/cli.js run_eval …`, kept free of the launcher's heavier imports).
  *
- * Exit codes (core/harness-contract.ts): 0 success · 1 unexpected error · 2 invalid run config · 3 too many
- * failed samples (results written) · 130/143 interrupted by SIGINT/SIGTERM (responses so far cached).
+ * Exit codes (HARNESS_EXIT in core/harness-contract.ts): 0 success · 1 unexpected error · 2 invalid run config or
+ * dataset · 3 too many failed samples (results written) · 4 the endpoint stayed down longer than
+ * `endpoint_outage_timeout` · 5 the run's files could not be written (ENOSPC, EIO …) · 130/143 interrupted by
+ * SIGINT/SIGTERM. From 3 on, responses so far are cached for a resume. Every failure also puts its reason and
+ * message in `stage.exit` (core/harness-contract.ts, written by stage.ts).
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parse as parseYamlValue } from 'yaml';
-import { writeFileAtomic } from '../common/files.js';
-import { formatStageExit, HARNESS_EXIT as EXIT, STAGE_FILES } from '../core/harness-contract.js';
-import { HarnessConfigError, InterruptedError, readRunConfigFile, runEvaluation } from './engine.js';
+import { HARNESS_EXIT as EXIT, type StageFailure } from '../core/harness-contract.js';
+import { EndpointOutageError, HarnessConfigError, InterruptedError, readRunConfigFile, runEvaluation, StorageError } from './engine.js';
+import { StageFiles } from './stage.js';
 
 export { EXIT };
+
+/** The outcome of one `run_eval`: its exit code and, for a failure, why. */
+interface CommandResult {
+  code: number;
+  failure?: StageFailure;
+}
 
 const USAGE = `usage: run_eval --run_config FILE [--output_dir DIR] [--eval_type TASK] [--model_id ID]
                 [--model_url URL] [--model_type chat|completions] [--api_key_name VAR]
@@ -48,6 +56,11 @@ export async function runEvalCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return EXIT.ok;
   }
+  // The log (stdout/stderr, usually a file on the run's disk) is best effort: a full disk must not turn into an
+  // unhandled 'error' event that kills the process before it can report the failure in stage.exit.
+  const ignore = () => undefined;
+  process.stdout.on('error', ignore);
+  process.stderr.on('error', ignore);
   const stage = new StageFiles(args.stage_dir);
   const controller = new AbortController();
   let signalExit = 143;
@@ -59,37 +72,40 @@ export async function runEvalCommand(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   stage.running();
-  const code = await execute(args, controller.signal).catch((err: unknown) => {
-    if (err instanceof HarnessConfigError) {
-      process.stderr.write(`run_eval: error: ${err.message}\n`);
-      return EXIT.config;
-    }
-    if (err instanceof InterruptedError) {
-      process.stderr.write(`run_eval: ${err.message}\n`);
-      return signalExit;
-    }
+  const result = await execute(args, controller.signal).catch((err: unknown): CommandResult => {
+    const failed = (code: number, reason: StageFailure['reason'], message: string): CommandResult => {
+      process.stderr.write(`run_eval: ${reason === 'interrupted' ? '' : 'error: '}${message}\n`);
+      return { code, failure: { reason, message } };
+    };
+    if (err instanceof HarnessConfigError) return failed(EXIT.config, err.dataset ? 'dataset' : 'config', err.message);
+    if (err instanceof InterruptedError) return failed(signalExit, 'interrupted', err.message);
+    if (err instanceof EndpointOutageError) return failed(EXIT.endpointUnavailable, 'endpoint_unavailable', err.message);
+    if (err instanceof StorageError) return failed(EXIT.storage, 'storage', err.message);
     process.stderr.write(`run_eval: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
-    return EXIT.error;
+    return { code: EXIT.error, failure: { reason: 'unexpected', message: (err as Error).message ?? String(err) } };
   });
-  stage.exit(code);
+  stage.exit(result.code, result.failure);
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
-  return code;
+  process.stdout.off('error', ignore);
+  process.stderr.off('error', ignore);
+  return result.code;
 }
 
-async function execute(args: Record<string, string | boolean | undefined>, signal: AbortSignal): Promise<number> {
+async function execute(args: Record<string, string | boolean | undefined>, signal: AbortSignal): Promise<CommandResult> {
   if (typeof args.run_config !== 'string') throw new HarnessConfigError('--run_config is required');
   const raw = (readRunConfigFile(args.run_config) ?? {}) as Record<string, unknown>;
   const cfg = applyCliArgs(raw, args);
   if (args.dry_run) {
     process.stdout.write(`${JSON.stringify(cfg, null, 2)}\n`);
-    return EXIT.ok;
+    return { code: EXIT.ok };
   }
   let lastLogged = 0;
   const outcome = await runEvaluation({
     runConfig: cfg as never,
     signal,
     command: `run_eval ${process.argv.slice(2).join(' ')}`.trim(),
+    log: (line) => process.stderr.write(`run_eval: ${line}\n`),
     onProgress: (p) => {
       const now = Date.now();
       if (now - lastLogged >= 5000 || p.done === p.total) {
@@ -105,10 +121,11 @@ async function execute(args: Record<string, string | boolean | undefined>, signa
   }
   process.stdout.write(`results written to ${join(outcome.outputDir, 'results.yml')}\n`);
   if (outcome.errorThresholdExceeded) {
-    process.stderr.write(`run_eval: ${outcome.errorMessage}\n`);
-    return EXIT.tooManyErrors;
+    const message = outcome.errorMessage ?? 'too many failed samples';
+    process.stderr.write(`run_eval: ${message}\n`);
+    return { code: EXIT.tooManyErrors, failure: { reason: 'too_many_errors', message } };
   }
-  return EXIT.ok;
+  return { code: EXIT.ok };
 }
 
 /** Precedence as upstream: --overrides > individual flags > run config file. */
@@ -143,21 +160,6 @@ export function applyCliArgs(raw: Record<string, unknown>, args: Record<string, 
     }
   }
   return cfg;
-}
-
-/** Launcher-visible lifecycle markers (upstream's logs/stage.* files): running → exit <code>. */
-class StageFiles {
-  constructor(private readonly dir: string | undefined) {
-    if (dir) mkdirSync(dir, { recursive: true });
-  }
-
-  running(): void {
-    if (this.dir) writeFileAtomic(join(this.dir, STAGE_FILES.running), `${new Date().toISOString()} ${process.pid}\n`);
-  }
-
-  exit(code: number): void {
-    if (this.dir) writeFileAtomic(join(this.dir, STAGE_FILES.exit), formatStageExit(new Date(), code));
-  }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

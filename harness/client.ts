@@ -3,7 +3,7 @@
  * (global fetch opens far more connections and is ~10x slower), bounded retries with exponential
  * backoff that honour `Retry-After`, and a per-attempt timeout.
  */
-import { Pool, errors as undiciErrors } from 'undici';
+import { Pool, request, errors as undiciErrors } from 'undici';
 import type { EndpointType, Prompt } from './tasks/types.js';
 
 export interface GenerationParams {
@@ -28,6 +28,11 @@ export interface EndpointClientOptions {
   retryMaxDelayMs?: number;
   /** Aborting it destroys the pool, failing every request in flight (one listener, not one per request). */
   signal?: AbortSignal;
+  /**
+   * Asked before each retry: true stops retrying at once (the endpoint is down, or the run stops sending) and the
+   * request fails with `held` set, to be sent again later or not at all.
+   */
+  holdRetries?: () => boolean;
 }
 
 export interface Completion {
@@ -39,13 +44,17 @@ export interface Completion {
   retries: number;
 }
 
-/** A request that failed for good: non-retryable status, or retries exhausted. */
+/** A request that failed for good: non-retryable status, or retries exhausted (or held). */
 export class RequestFailedError extends Error {
   override name = 'RequestFailedError';
   constructor(
     message: string,
     readonly status: number | null,
     readonly retries: number,
+    /** The endpoint's fault, not the request's: transport error, timeout or a retryable 5xx. */
+    readonly endpointFault = false,
+    /** Retries were stopped by `holdRetries`, not used up. */
+    readonly held = false,
   ) {
     super(message);
   }
@@ -56,12 +65,20 @@ class RetryableError extends Error {
     message: string,
     readonly status: number | null,
     readonly retryAfterMs: number | null = null,
+    /** Connection refused/reset, timeout, a body cut off: nothing (complete) came back. */
+    readonly transport = false,
   ) {
     super(message);
+  }
+
+  get endpointFault(): boolean {
+    return this.transport || (this.status !== null && this.status >= 500);
   }
 }
 
 const RETRYABLE_STATUSES = new Set([408, 409, 425, 429, 500, 502, 503, 504]);
+/** The prompt of an outage probe (recognisable in endpoint logs). */
+export const PROBE_PROMPT = 'evalflow endpoint probe';
 const MAX_RETRY_AFTER_MS = 300_000;
 
 /** Builds the JSON body sent for one prompt; also the input of the response-cache key. */
@@ -123,11 +140,14 @@ export class EndpointClient {
           throw new RequestFailedError((err as Error).message, status, attempt);
         }
         if (attempt >= this.opts.maxRetries) {
-          throw new RequestFailedError(`${err.message} (gave up after ${attempt + 1} attempts)`, err.status, attempt);
+          throw new RequestFailedError(`${err.message} (gave up after ${attempt + 1} attempts)`, err.status, attempt, err.endpointFault);
         }
         const backoff = Math.min(cap, base * 2 ** attempt) * (0.5 + Math.random() / 2);
         // Honour Retry-After, within reason: a server asking for an hour would stall the sample.
         await sleep(err.retryAfterMs === null ? backoff : Math.min(err.retryAfterMs, MAX_RETRY_AFTER_MS), signal);
+        if (this.opts.holdRetries?.()) {
+          throw new RequestFailedError(`${err.message} (retries held after ${attempt + 1} attempts)`, err.status, attempt, err.endpointFault, true);
+        }
       }
     }
   }
@@ -145,13 +165,13 @@ export class EndpointClient {
       });
     } catch (err) {
       if (this.opts.signal?.aborted) throw err;
-      throw new RetryableError(describeNetworkError(err), null);
+      throw new RetryableError(describeNetworkError(err), null, null, true);
     }
     let text: string;
     try {
       text = await res.body.text();
     } catch (err) {
-      throw new RetryableError(`reading response failed: ${describeNetworkError(err)}`, res.statusCode);
+      throw new RetryableError(`reading response failed: ${describeNetworkError(err)}`, res.statusCode, null, true);
     }
     if (res.statusCode !== 200) {
       const detail = `HTTP ${res.statusCode}: ${text.slice(0, 200)}`;
@@ -181,6 +201,33 @@ export class EndpointClient {
       completionTokens: data.usage?.completion_tokens ?? 0,
       retries: 0,
     };
+  }
+
+  /**
+   * Does the endpoint answer? One tiny completion (max_tokens 1) on its own connection, so busy or hung pool
+   * connections do not delay it. null when any status below 500 comes back (even 4xx: something is serving the
+   * route), else what went wrong.
+   */
+  async probe(): Promise<string | null> {
+    const body =
+      this.opts.type === 'chat'
+        ? { model: this.opts.modelId, messages: [{ role: 'user', content: PROBE_PROMPT }], max_tokens: 1 }
+        : { model: this.opts.modelId, prompt: PROBE_PROMPT, max_tokens: 1 };
+    try {
+      const res = await request(this.opts.url, {
+        method: 'POST',
+        headers: this.headers,
+        body: JSON.stringify(body),
+        headersTimeout: this.opts.requestTimeoutMs,
+        bodyTimeout: this.opts.requestTimeoutMs,
+        signal: this.opts.signal,
+        reset: true,
+      });
+      const text = await res.body.text();
+      return res.statusCode < 500 ? null : `HTTP ${res.statusCode}: ${text.slice(0, 200)}`;
+    } catch (err) {
+      return describeNetworkError(err);
+    }
   }
 
   async close(): Promise<void> {
@@ -235,7 +282,8 @@ function describeNetworkError(err: unknown): string {
   return String(err);
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Resolves after `ms`; rejects with the signal's reason as soon as it aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason as Error);
     const timer = setTimeout(() => {

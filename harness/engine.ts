@@ -12,14 +12,24 @@ import { writeFileAtomic, writeJsonAtomic, writeYamlAtomic } from '../common/fil
 import { evalflowVersion } from '../common/paths.js';
 import { canonicalRequest, ResponseCache, type CachedResponse } from './cache.js';
 import { buildRequestBody, EndpointClient, RequestFailedError } from './client.js';
+import { describeIoError, isIoError } from './lines.js';
+import { EndpointOutageError, OutageGate, type OutageStats } from './outage.js';
 import { HarnessRunConfigSchema, type HarnessRunConfig, type ResolvedHarnessRunConfig } from './run-config.js';
+import { OrderedJsonlWriter } from './sample-outputs.js';
 import { RESULTS_FORMAT_VERSION, type ResultsFile, type SampleCounts } from './results-schema.js';
-import { getBuiltinTask } from './tasks/index.js';
+import { DatasetError, getBuiltinTask } from './tasks/index.js';
 import type { EndpointType, ScoredSample, TaskDefinition, TaskParams, TaskSample } from './tasks/types.js';
 
-/** Invalid run config or environment: nothing was sent. */
+/** Invalid run config, environment or dataset: nothing was sent. */
 export class HarnessConfigError extends Error {
   override name = 'HarnessConfigError';
+  constructor(
+    message: string,
+    /** The dataset is the problem (missing, unreadable, malformed): the message names the file (and line). */
+    readonly dataset = false,
+  ) {
+    super(message);
+  }
 }
 
 /** The run was interrupted (SIGTERM / abort); responses so far are cached for a resume. */
@@ -27,13 +37,36 @@ export class InterruptedError extends Error {
   override name = 'InterruptedError';
 }
 
+/** Writing the run's files failed (ENOSPC, EIO, a vanished directory …): the run stops; responses written so far stay cached. */
+export class StorageError extends Error {
+  override name = 'StorageError';
+}
+
+export { EndpointOutageError };
+
+/** Default of `endpoint_outage_timeout` when the launcher passes none (its `endpoint_readiness_timeout` default). */
+export const DEFAULT_OUTAGE_TIMEOUT_S = 600;
+
 /** Keys of `config.params.extra` that belong to the engine, not to the task. */
 const EngineExtraSchema = z.object({
   dataset_dir: z.string().min(1).optional(),
   /** Fraction of samples allowed to fail (after retries) before the run counts as failed. */
   max_error_rate: z.number().min(0).max(1).default(0),
+  /** Seconds the endpoint may stay down (sending paused, probing) before the run fails. */
+  endpoint_outage_timeout: z.number().positive().default(DEFAULT_OUTAGE_TIMEOUT_S),
 });
-const ENGINE_EXTRA_KEYS = ['dataset_dir', 'max_error_rate'];
+const ENGINE_EXTRA_KEYS = ['dataset_dir', 'max_error_rate', 'endpoint_outage_timeout'];
+
+/**
+ * Scoring looks at the last 64 Ki characters of a generation at most (where final answers are): the answer-extracting
+ * regexes are linear, but a multi-megabyte output must not hold the event loop for seconds. The per-sample outputs
+ * keep the whole generation.
+ */
+export const MAX_SCORED_CHARS = 65_536;
+
+export function scoredText(generation: string): string {
+  return generation.length > MAX_SCORED_CHARS ? generation.slice(-MAX_SCORED_CHARS) : generation;
+}
 
 export type { Progress } from '../core/progress.js';
 
@@ -47,6 +80,10 @@ export interface RunOptions {
   command?: string;
   /** Test hook: shorter retry backoff. */
   retryBaseDelayMs?: number;
+  /** Test hook: probe delays while the endpoint is down (default 1 s doubling to 10 s). */
+  outageProbeDelayMs?: { initial: number; max: number };
+  /** Lines for the log (endpoint outages); default: none. */
+  log?: (line: string) => void;
 }
 
 export interface RunOutcome {
@@ -55,6 +92,15 @@ export interface RunOutcome {
   /** More samples failed than `max_error_rate` allows: the results are written but the run failed. */
   errorThresholdExceeded: boolean;
   errorMessage?: string;
+}
+
+/** Runs a write of the run's files; an fs error becomes a StorageError naming what was written. */
+function storage<T>(doing: string, write: () => T): T {
+  try {
+    return write();
+  } catch (err) {
+    throw new StorageError(describeIoError(err, doing).message, { cause: err });
+  }
 }
 
 interface SampleRecord {
@@ -117,42 +163,80 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
   }
 
   const outputDir = resolve(cfg.config.output_dir);
-  mkdirSync(outputDir, { recursive: true });
   const resolvedConfig = {
     ...cfg,
     config: { ...cfg.config, type: task.name, output_dir: outputDir, params: { ...params, extra } },
     target: { api_endpoint: { ...endpoint, type: endpointType } },
   };
-  writeYamlAtomic(join(outputDir, 'run_config.yml'), resolvedConfig);
+  storage(`writing ${join(outputDir, 'run_config.yml')}`, () => {
+    mkdirSync(outputDir, { recursive: true });
+    writeYamlAtomic(join(outputDir, 'run_config.yml'), resolvedConfig);
+  });
 
   let samples: TaskSample[];
   try {
     samples = limitSamples(await task.loadSamples({ datasetDir: resolve(datasetDir), ...taskParams }), params.limit_samples);
   } catch (err) {
-    throw new HarnessConfigError(`loading ${task.name} samples from ${datasetDir}: ${(err as Error).message}`);
+    throw new HarnessConfigError(`loading ${task.name} samples from ${datasetDir}: ${(err as Error).message}`, err instanceof DatasetError);
   }
 
-  const cache = ResponseCache.open(join(outputDir, 'cache', 'responses.jsonl'));
+  // One way to stop everything at once: the user's signal, a failed background write, an endpoint gone for good.
+  const run = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, run.signal]) : run.signal;
+  let fatal: Error | undefined;
+  const failRun = (err: Error) => {
+    if (fatal || opts.signal?.aborted) return;
+    fatal = err;
+    run.abort(err);
+  };
+  const onWriteError = (err: Error) => failRun(new StorageError(err.message, { cause: err }));
+  const log = opts.log ?? (() => undefined);
+
+  const parallelism = params.parallelism ?? 1;
+  const cacheFile = join(outputDir, 'cache', 'responses.jsonl');
+  const cache = storage(`opening ${cacheFile}`, () => ResponseCache.open(cacheFile, onWriteError));
+  const samplesFile = join(outputDir, 'nemo-evaluator-per-sample-outputs', `${task.name}.jsonl`);
+  let outputs: OrderedJsonlWriter;
+  try {
+    outputs = new OrderedJsonlWriter(samplesFile, Math.max(256, 4 * parallelism), onWriteError);
+  } catch (err) {
+    cache.close();
+    throw new StorageError((err as Error).message, { cause: err });
+  }
+  /** The error budget is spent: nothing more is sent (samples already in flight finish). */
+  let stopSending = false;
+  const gate: OutageGate = new OutageGate({
+    url: endpoint.url,
+    limitMs: engineExtra.data.endpoint_outage_timeout * 1000,
+    limitSource: 'config.params.extra.endpoint_outage_timeout',
+    probe: () => client.probe(),
+    initialDelayMs: opts.outageProbeDelayMs?.initial,
+    maxDelayMs: opts.outageProbeDelayMs?.max,
+    signal,
+    onChange: (_state, detail) => log(detail),
+  });
   const client = new EndpointClient({
     url: endpoint.url,
     modelId: endpoint.model_id,
     type: endpointType,
     apiKey,
-    parallelism: params.parallelism ?? 1,
+    parallelism,
     requestTimeoutMs: (params.request_timeout ?? 60) * 1000,
     maxRetries: params.max_retries ?? 5,
     stream: endpoint.stream ?? false,
     retryBaseDelayMs: opts.retryBaseDelayMs,
-    signal: opts.signal,
+    signal,
+    holdRetries: () => stopSending || !gate.isUp,
   });
   const route = endpointType === 'chat' ? 'chat' : 'completions';
   const progress: Progress = { total: samples.length, done: 0, cached: 0, errors: 0 };
-  const records: SampleRecord[] = new Array<SampleRecord>(samples.length);
   const scored: Array<ScoredSample | undefined> = new Array<ScoredSample | undefined>(samples.length);
   const usage = { prompt_tokens: 0, completion_tokens: 0, retries: 0, requests: 0 };
-  const progressWriter = new ProgressWriter(outputDir, progress, opts.onProgress);
+  const allowedErrors = Math.floor(engineExtra.data.max_error_rate * samples.length);
+  const progressWriter = new ProgressWriter(outputDir, progress, opts.onProgress, onWriteError);
 
   const evaluateOne = async (index: number) => {
+    if (!outputs.hasRoom(index)) await outputs.waitForRoom(index, signal);
     const sample = samples[index] as TaskSample;
     const prompt = task.buildPrompt(sample, endpointType, taskParams);
     const body = buildRequestBody(prompt, endpoint.model_id, params, false);
@@ -160,7 +244,13 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     let response: CachedResponse | undefined = cache.get(key);
     const cached = response !== undefined;
     let error: string | null = null;
-    if (!response) {
+    let resentAfterProbe = false;
+    while (!response && error === null) {
+      if (stopSending) {
+        outputs.put(index, null);
+        return;
+      }
+      if (!gate.isUp) await gate.whenUp();
       try {
         const completion = await client.send(endpoint.stream ? { ...body, stream: true } : json);
         usage.requests++;
@@ -175,14 +265,26 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
         };
         cache.put(key, response);
       } catch (err) {
-        if (opts.signal?.aborted) throw new InterruptedError('interrupted');
-        error = err instanceof RequestFailedError ? err.message : String(err);
-        usage.retries += err instanceof RequestFailedError ? err.retries : 0;
+        if (signal.aborted) throw new InterruptedError('interrupted');
+        if (!(err instanceof RequestFailedError)) throw err;
+        usage.retries += err.retries;
+        if (err.held) continue; // the endpoint is down or sending stopped: decided at the top of the loop
+        if (err.endpointFault) {
+          // Down: wait for it and send again (not an error of this sample). Up: a transport failure may have been
+          // the tail of an outage that just ended, so it gets one more round; a 5xx from a live endpoint is the sample's.
+          if ((await gate.check()) === 'down') continue;
+          if (err.status === null && !resentAfterProbe) {
+            resentAfterProbe = true;
+            continue;
+          }
+        }
+        error = err.message;
       }
     }
-    const score = response ? task.score(sample, response.text, taskParams) : null;
-    if (score) scored[index] = { sample, score };
-    records[index] = {
+    const score = response ? task.score(sample, scoredText(response.text), taskParams) : null;
+    // Aggregation needs the number only: the extracted text (for `exact`, the whole answer) stays out of memory.
+    if (score) scored[index] = { sample, score: { score: score.score, extracted: null } };
+    const record: SampleRecord = {
       id: sample.id,
       sub_query_id: sample.subset ?? null,
       query: promptText(prompt),
@@ -197,33 +299,67 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
       cached,
       error,
     };
+    outputs.put(index, record);
     progress.done++;
     if (cached) progress.cached++;
-    if (error) progress.errors++;
+    if (error) {
+      progress.errors++;
+      if (progress.errors > allowedErrors) stopSending = true;
+    }
   };
 
   try {
-    await runPool(samples.length, params.parallelism ?? 1, evaluateOne, opts.signal);
+    await runPool(
+      samples.length,
+      parallelism,
+      async (index) => {
+        try {
+          await evaluateOne(index);
+        } catch (err) {
+          failRun(err as Error);
+          throw err;
+        }
+      },
+      signal,
+      () => stopSending,
+    );
+    progressWriter.stop();
+    storage(`closing ${cacheFile}`, () => cache.close());
+    storage(`writing ${samplesFile}`, () => outputs.finish());
   } catch (err) {
-    progressWriter.flush();
-    if (opts.signal?.aborted || err instanceof InterruptedError) {
-      writeFileSync(join(outputDir, '.nemo_evaluator_interrupted'), `${new Date().toISOString()}\n`);
+    progressWriter.abandon();
+    try {
+      cache.close();
+    } catch {
+      // already failing: the first error is the one reported
+    }
+    outputs.abandon();
+    await client.close();
+    if (opts.signal?.aborted) {
+      try {
+        writeFileSync(join(outputDir, '.nemo_evaluator_interrupted'), `${new Date().toISOString()}\n`);
+      } catch {
+        // the marker is a courtesy; the interruption is reported either way
+      }
       throw new InterruptedError(`interrupted after ${progress.done} of ${progress.total} samples`);
     }
-    throw err;
-  } finally {
-    progressWriter.stop();
-    cache.close();
-    await client.close();
+    const cause = fatal ?? err;
+    if (cause instanceof EndpointOutageError || cause instanceof StorageError) throw cause;
+    if (isIoError(cause)) throw new StorageError(describeIoError(cause, `reading or writing the files in ${outputDir}`).message, { cause });
+    throw cause;
   }
+  await client.close();
+  if (fatal) throw fatal;
 
   const scoredSamples = scored.filter((s): s is ScoredSample => s !== undefined);
   const aggregate = task.aggregate(scoredSamples, taskParams);
+  const notRun = samples.length - progress.done;
   const counts: SampleCounts = {
     total: samples.length,
     scored: scoredSamples.length,
     errors: progress.errors,
     cached: progress.cached,
+    ...(notRun > 0 ? { not_run: notRun } : {}),
   };
   const endedAt = new Date();
   const versioning = { evalflow: evalflowVersion(), node: process.version, results_format: RESULTS_FORMAT_VERSION };
@@ -240,21 +376,22 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     metadata: { versioning },
   };
 
-  const samplesDir = join(outputDir, 'nemo-evaluator-per-sample-outputs');
-  writeFileAtomic(join(samplesDir, `${task.name}.jsonl`), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  writeYamlAtomic(join(outputDir, 'results.yml'), results);
-  writeJsonAtomic(join(outputDir, 'eval_factory_metrics.json'), mergeMetrics(outputDir, startedAt, endedAt, usage, progress));
-  writeYamlAtomic(join(outputDir, 'metadata.yaml'), { versioning, ...(cfg.metadata ? { launcher: cfg.metadata } : {}) });
+  storage(`writing the results in ${outputDir}`, () => {
+    writeYamlAtomic(join(outputDir, 'results.yml'), results);
+    writeJsonAtomic(join(outputDir, 'eval_factory_metrics.json'), mergeMetrics(outputDir, startedAt, endedAt, usage, progress, gate.stats));
+    writeYamlAtomic(join(outputDir, 'metadata.yaml'), { versioning, ...(cfg.metadata ? { launcher: cfg.metadata } : {}) });
+  });
 
-  const allowed = Math.floor(engineExtra.data.max_error_rate * samples.length);
-  const errorThresholdExceeded = progress.errors > allowed;
+  const errorThresholdExceeded = progress.errors > allowedErrors;
   return {
     results,
     outputDir,
     errorThresholdExceeded,
     ...(errorThresholdExceeded
       ? {
-          errorMessage: `${progress.errors} of ${samples.length} samples failed after retries (max_error_rate ${engineExtra.data.max_error_rate} allows ${allowed}); see ${join(samplesDir, `${task.name}.jsonl`)}`,
+          errorMessage:
+            `${progress.errors} of ${samples.length} samples failed after retries (max_error_rate ${engineExtra.data.max_error_rate} allows ${allowedErrors})` +
+            `${notRun > 0 ? `; stopped sending, ${notRun} samples not run` : ''}; see ${samplesFile}`,
         }
       : {}),
   };
@@ -275,18 +412,20 @@ export function limitSamples<T>(samples: T[], limit: number | null | undefined):
   return samples.slice(0, n);
 }
 
-/** Runs `fn(i)` for i in [0, n) with at most `concurrency` in flight; stops at the first error. */
+/** Runs `fn(i)` for i in [0, n) with at most `concurrency` in flight; stops at the first error or when told to. */
 export async function runPool(
   n: number,
   concurrency: number,
   fn: (index: number) => Promise<void>,
   signal?: AbortSignal,
+  /** Checked before each new index: true stops taking more (what is running finishes). */
+  shouldStop?: () => boolean,
 ): Promise<void> {
   if (!(concurrency >= 1)) throw new RangeError(`concurrency must be at least 1, got ${concurrency}`);
   let next = 0;
   let failed = false;
   const worker = async () => {
-    while (!failed && next < n) {
+    while (!failed && next < n && !shouldStop?.()) {
       if (signal?.aborted) throw new InterruptedError('interrupted');
       const index = next++;
       try {
@@ -302,7 +441,10 @@ export async function runPool(
   if (rejected) throw rejected.reason;
 }
 
-/** Writes `progress` (upstream: an integer) and `progress.json` at most every 500 ms. */
+/**
+ * Writes `progress` (upstream: an integer) and `progress.json` at most every 500 ms. A failed write in the timer
+ * (ENOSPC …) goes to `onError`, which ends the run: a timer must never throw (that kills the process unreported).
+ */
 class ProgressWriter {
   private readonly timer: NodeJS.Timeout;
   private lastWritten = -1;
@@ -310,24 +452,45 @@ class ProgressWriter {
   constructor(
     private readonly outputDir: string,
     private readonly progress: Progress,
-    private readonly onProgress?: (p: Progress) => void,
+    private readonly onProgress: ((p: Progress) => void) | undefined,
+    private readonly onError: (err: Error) => void,
   ) {
     this.flush();
-    this.timer = setInterval(() => this.flush(), 500);
+    this.timer = setInterval(() => {
+      try {
+        this.flush();
+      } catch (err) {
+        clearInterval(this.timer);
+        this.onError(err as Error);
+      }
+    }, 500);
     this.timer.unref();
   }
 
+  /** Writes the files when progress moved; throws a StorageError naming the file when that fails. */
   flush(): void {
     if (this.progress.done === this.lastWritten) return;
     this.lastWritten = this.progress.done;
-    writeFileAtomic(join(this.outputDir, PROGRESS_FILES.count), `${this.progress.done}\n`);
-    writeFileAtomic(join(this.outputDir, PROGRESS_FILES.json), JSON.stringify(this.progress));
+    storage(`writing ${join(this.outputDir, PROGRESS_FILES.count)}`, () => {
+      writeFileAtomic(join(this.outputDir, PROGRESS_FILES.count), `${this.progress.done}
+`);
+      writeFileAtomic(join(this.outputDir, PROGRESS_FILES.json), JSON.stringify(this.progress));
+    });
     this.onProgress?.({ ...this.progress });
   }
 
   stop(): void {
     clearInterval(this.timer);
     this.flush();
+  }
+
+  /** Stops after a failure: one last best-effort write (so a resume sees how far this run got). */
+  abandon(): void {
+    try {
+      this.stop();
+    } catch {
+      // the run is already failing; its own error is the one reported
+    }
   }
 }
 
@@ -338,6 +501,7 @@ function mergeMetrics(
   endedAt: Date,
   usage: { prompt_tokens: number; completion_tokens: number; retries: number; requests: number },
   progress: Progress,
+  outages: OutageStats,
 ): Record<string, unknown> {
   const file = join(outputDir, 'eval_factory_metrics.json');
   const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as PreviousMetrics) : undefined;
@@ -359,6 +523,8 @@ function mergeMetrics(
       retries: usage.retries + (previous?.response_stats?.retries ?? 0),
       cached_samples: progress.cached,
       failed_samples: progress.errors,
+      endpoint_outages: outages.outages + (previous?.response_stats?.endpoint_outages ?? 0),
+      endpoint_outage_seconds: outages.downMs / 1000 + (previous?.response_stats?.endpoint_outage_seconds ?? 0),
     },
   };
 }
@@ -371,7 +537,7 @@ interface PreviousMetrics {
     peak_memory_bytes?: number;
     attempts?: number;
   };
-  response_stats?: { requests_sent?: number; retries?: number };
+  response_stats?: { requests_sent?: number; retries?: number; endpoint_outages?: number; endpoint_outage_seconds?: number };
 }
 
 function promptText(prompt: ReturnType<TaskDefinition['buildPrompt']>): string {

@@ -46,6 +46,8 @@ export const SampleCountsSchema = z.object({
   scored: z.number().int().nonnegative(),
   errors: z.number().int().nonnegative(),
   cached: z.number().int().nonnegative(),
+  /** Samples never sent because the run stopped early (its error budget, `max_error_rate`, was spent). */
+  not_run: z.number().int().nonnegative().optional(),
 });
 export type SampleCounts = z.infer<typeof SampleCountsSchema>;
 

@@ -1,5 +1,6 @@
 /** Reading dataset files: one place for "file missing" errors and for JSON Lines. */
 import { readFile } from 'node:fs/promises';
+import { forEachLine } from '../lines.js';
 import { DatasetError } from './errors.js';
 
 /** Reads a dataset file as UTF-8 (BOM removed); a missing or unreadable file is a DatasetError naming it. */
@@ -9,11 +10,15 @@ export async function readDatasetText(path: string, what: string): Promise<strin
     // One decode of the whole buffer: faster than readFile's streaming decoder for many files at once.
     text = (await readFile(path)).toString('utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'file not found' : `cannot read (${code ?? String(err)})`;
-    throw new DatasetError(`${what}: ${reason}: ${path}`);
+    throw unreadable(err, path, what);
   }
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+function unreadable(err: unknown, path: string, what: string): DatasetError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const reason = code === 'ENOENT' ? 'file not found' : `cannot read (${code ?? String(err)})`;
+  return new DatasetError(`${what}: ${reason}: ${path}`);
 }
 
 export interface JsonlRow {
@@ -24,35 +29,32 @@ export interface JsonlRow {
   value: Record<string, unknown>;
 }
 
-/** Parses JSON Lines: blank lines are skipped; every other line must be a JSON object. */
-export function parseJsonl(text: string, source: string): JsonlRow[] {
-  const rows: JsonlRow[] = [];
-  let start = 0;
-  let line = 0;
-  while (start <= text.length) {
-    let end = text.indexOf('\n', start);
-    if (end === -1) end = text.length;
-    line += 1;
-    const raw = text.slice(start, end).trim();
-    start = end + 1;
-    if (raw === '') continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(raw);
-    } catch (err) {
-      throw new DatasetError(`${source}:${line}: invalid JSON (${(err as Error).message})`);
-    }
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new DatasetError(`${source}:${line}: each line must be a JSON object`);
-    }
-    rows.push({ index: rows.length, line, value: value as Record<string, unknown> });
+/** One JSON Lines row: blank lines are skipped; every other line must be a JSON object. */
+function addJsonlRow(rows: JsonlRow[], text: string, line: number, source: string): void {
+  const raw = (line === 1 && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text).trim();
+  if (raw === '') return;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (err) {
+    throw new DatasetError(`${source}:${line}: invalid JSON (${(err as Error).message})`);
   }
-  return rows;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new DatasetError(`${source}:${line}: each line must be a JSON object`);
+  }
+  rows.push({ index: rows.length, line, value: value as Record<string, unknown> });
 }
 
-/** Reads and parses a JSON Lines dataset file. */
+/** Reads and parses a JSON Lines dataset file line by line (no string holds the whole file). */
 export async function readJsonl(path: string, what: string): Promise<JsonlRow[]> {
-  return parseJsonl(await readDatasetText(path, what), path);
+  const rows: JsonlRow[] = [];
+  try {
+    forEachLine(path, (text, { line }) => addJsonlRow(rows, text, line, path));
+  } catch (err) {
+    if (err instanceof DatasetError) throw err;
+    throw unreadable(err, path, what);
+  }
+  return rows;
 }
 
 /**

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { evaluate, EvaluationFailedError } from '../../harness/evaluate.js';
+import { PROBE_PROMPT } from '../../harness/client.js';
 import { runEvaluation } from '../../harness/engine.js';
 import { answerFromTable, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
 import { DATASETS, gsm8kHead, tempDir } from '../support/run-helpers.js';
@@ -79,6 +80,30 @@ describe('harness under endpoint faults', () => {
 
     // The library form throws, carrying the results.
     await expect(evaluate(runConfig(fixture, tempDir()) )).rejects.toBeInstanceOf(EvaluationFailedError);
+  });
+
+  it('stops sending once the error budget is spent: the rest is not run', async () => {
+    fixture.addFault(q(1), { kind: 'status', status: 400, times: 1000 });
+    const outputDir = tempDir();
+    const cfg = runConfig(fixture, outputDir);
+    cfg.config.params.parallelism = 1;
+    const outcome = await runEvaluation({ runConfig: cfg, retryBaseDelayMs: 10 });
+    expect(outcome.errorThresholdExceeded).toBe(true);
+    // q0 answered, q1 failed (400, not retried): with max_error_rate 0 nothing more is sent.
+    expect(fixture.totalRequests()).toBe(2);
+    expect(outcome.results.samples).toEqual({ total: N, scored: 1, errors: 1, cached: 0, not_run: N - 2 });
+    expect(outcome.errorMessage).toMatch(/^1 of 6 samples failed after retries \(max_error_rate 0 allows 0\); stopped sending, 4 samples not run; see /);
+    const perSample = readFileSync(join(outputDir, 'nemo-evaluator-per-sample-outputs', 'gsm8k.jsonl'), 'utf8').trim().split('\n');
+    expect(perSample.map((l) => (JSON.parse(l) as { id: string }).id)).toEqual(['gsm8k-0', 'gsm8k-1']);
+  });
+
+  it('a sample failing with 5xx while the endpoint answers probes is its own error, not an outage', async () => {
+    fixture.addFault(q(2), { kind: 'status', status: 502, times: 1000 });
+    const outcome = await runEvaluation({ runConfig: runConfig(fixture, tempDir(), { max_error_rate: 0.2 }), retryBaseDelayMs: 10 });
+    expect(outcome.results.samples).toMatchObject({ total: N, scored: N - 1, errors: 1 });
+    // 4 attempts (max_retries 3), then one probe decided the endpoint was up: no second round for a 5xx.
+    expect(fixture.requests.filter((r) => r.prompt.includes(q(2)))).toHaveLength(4);
+    expect(fixture.requests.filter((r) => r.prompt.includes(PROBE_PROMPT))).toHaveLength(1);
   });
 
   it('tolerates errors up to max_error_rate', async () => {

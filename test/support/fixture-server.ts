@@ -6,6 +6,7 @@
  *   `GET /health`.
  * - Answers are scripted (`answer`) or derived from the prompt (`defaultAnswer`); `created` is a
  *   constant and ids count up per server (`chatcmpl-fixture-<n>`).
+ * - Outages on demand (`goDown(ms)`: connections refused, open ones dropped, then back on the same port).
  * - Faults on demand (429 + Retry-After, 5xx, held sockets, malformed JSON, no content) for the first N attempts
  *   of each matching request, counted per request key, so retries are exact under concurrency.
  * - Built for speed on node:http with keep-alive: one JSON.parse per request, responses assembled as
@@ -81,6 +82,13 @@ export interface FixtureServer {
   clearFaults(): void;
   /** Resolves when `n` completion requests have been received in total. */
   waitForRequests(n: number): Promise<void>;
+  /**
+   * An outage: stops listening (new connections are refused) and drops every open connection, so requests in
+   * flight are never answered; after `ms` it listens on the same port again. Resolves when it is back.
+   */
+  goDown(ms: number): Promise<void>;
+  /** Whether the server is down (goDown) right now. */
+  isDown(): boolean;
   /** Stops listening and destroys every socket, held ones included. */
   close(): Promise<void>;
 }
@@ -500,6 +508,11 @@ export async function startFixtureServer(opts: FixtureServerOptions = {}): Promi
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' || address.address.includes(':') ? `[${address.address}]` : address.address;
+  interface Outage {
+    timer: NodeJS.Timeout | undefined;
+    back: Promise<void>;
+  }
+  let down: Outage | undefined;
 
   return {
     url: `http://${host}:${address.port}`,
@@ -526,8 +539,33 @@ export async function startFixtureServer(opts: FixtureServerOptions = {}): Promi
       if (total >= n) return Promise.resolve();
       return new Promise<void>((resolve) => waiters.push({ n, resolve }));
     },
+    goDown(ms: number): Promise<void> {
+      if (down !== undefined) throw new Error('fixture server: already down');
+      if (closing !== undefined) throw new Error('fixture server: closed');
+      const state: Outage = { timer: undefined, back: Promise.resolve() };
+      state.back = new Promise<void>((resolve, reject) => {
+        server.close(() => {
+          state.timer = setTimeout(() => {
+            state.timer = undefined;
+            if (closing !== undefined) return resolve();
+            server.once('error', reject);
+            server.listen(address.port, address.address, () => {
+              server.off('error', reject);
+              down = undefined;
+              resolve();
+            });
+          }, ms);
+        });
+        server.closeAllConnections();
+      });
+      down = state;
+      return state.back;
+    },
+    isDown: () => down !== undefined,
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve) => {
+        if (down?.timer !== undefined) clearTimeout(down.timer);
+        if (!server.listening) return resolve();
         server.close(() => resolve());
         server.closeAllConnections();
       });

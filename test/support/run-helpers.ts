@@ -1,11 +1,12 @@
 /** Shared pieces of the integration suites: configs on disk, CLI calls with captured output, datasets. */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { main } from '../../client/cli.js';
 import type { Output } from '../../client/output.js';
-import { packageRoot } from '../../common/paths.js';
+import { distPath, packageRoot } from '../../common/paths.js';
 
 export const DATASETS = resolve(packageRoot(), '..', 'shared', 'datasets');
 
@@ -51,4 +52,26 @@ export function startedInvocationId(stdout: string): string {
   const match = /started invocation ([0-9a-f]{16})/.exec(stdout);
   if (!match?.[1]) throw new Error(`no invocation id in output:\n${stdout}`);
   return match[1];
+}
+
+export interface HarnessProcessResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** stdout and stderr, interleaved as written. */
+  output: string;
+}
+
+/** Runs the built harness (`node dist/harness/cli.js run_eval …`) as its own process, as the process backend does. */
+export function runHarnessProcess(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<HarnessProcessResult> {
+  return new Promise((resolveResult, reject) => {
+    const child = spawn(process.execPath, [distPath('harness', 'cli.js'), 'run_eval', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...opts.env },
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.once('error', reject);
+    child.once('close', (code, signal) => resolveResult({ code, signal, output }));
+  });
 }

@@ -195,7 +195,7 @@ describe('ResponseCache', () => {
     const file = freshFile();
     const cache = ResponseCache.open(file);
     cache.close();
-    expect(() => cache.put('k', response('x'))).toThrow('response cache is closed');
+    expect(() => cache.put('k', response('x'))).toThrow(`${file} is closed`);
     cache.close(); // closing twice is harmless
   });
 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { HarnessConfigError, InterruptedError, limitSamples, parseRunConfig, runEvaluation, runPool } from '../../harness/engine.js';
+import { HarnessConfigError, InterruptedError, limitSamples, MAX_SCORED_CHARS, parseRunConfig, runEvaluation, runPool, scoredText } from '../../harness/engine.js';
 import type { HarnessRunConfig } from '../../harness/run-config.js';
 import { BUILTIN_TASKS, gsm8k } from '../../harness/tasks/index.js';
 
@@ -41,6 +41,15 @@ async function configError(p: Promise<unknown>): Promise<HarnessConfigError> {
   }
   throw new Error('expected a HarnessConfigError');
 }
+
+describe('scoredText', () => {
+  it('scores at most the last MAX_SCORED_CHARS characters of a generation (where final answers are)', () => {
+    expect(scoredText('The answer is 5.')).toBe('The answer is 5.');
+    const long = `${'x'.repeat(MAX_SCORED_CHARS * 3)}The answer is 5.`;
+    expect(scoredText(long)).toHaveLength(MAX_SCORED_CHARS);
+    expect(scoredText(long).endsWith('The answer is 5.')).toBe(true);
+  });
+});
 
 describe('limitSamples', () => {
   const ten = Array.from({ length: 10 }, (_, i) => i);

@@ -1,10 +1,11 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import { applyCliArgs, EXIT, runEvalCommand } from '../../harness/cli.js';
 import { HarnessConfigError } from '../../harness/engine.js';
+import { formatStageExit, parseStageExit, parseStageFailure } from '../../core/harness-contract.js';
 
 const root = mkdtempSync(join(tmpdir(), 'evalflow-harness-cli-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -141,7 +142,11 @@ describe('runEvalCommand', () => {
     expect(await runEvalCommand(['--stage_dir', stageDir])).toBe(2);
     expect(captured.err).toContain('run_eval: error: --run_config is required');
     expect(readFileSync(join(stageDir, 'stage.running'), 'utf8')).toMatch(new RegExp(` ${process.pid}\\n$`));
-    expect(readFileSync(join(stageDir, 'stage.exit'), 'utf8')).toMatch(/ 2\n$/);
+    const stageExit = readFileSync(join(stageDir, 'stage.exit'), 'utf8');
+    expect(stageExit).toMatch(/^\d{4}-\d\d-\d\dT\S+ 2\n/);
+    expect(parseStageExit(stageExit)).toBe(2);
+    expect(parseStageFailure(stageExit)).toEqual({ reason: 'config', message: '--run_config is required' });
+    expect(readdirSync(stageDir).sort()).toEqual(['stage.exit', 'stage.running']); // the reserved space became stage.exit
     expect(process.listenerCount('SIGTERM')).toBe(sigterm); // its signal handlers are removed again
   });
 
@@ -183,5 +188,29 @@ describe('runEvalCommand', () => {
     writeFileSync(file, stringify(cfg));
     expect(await runEvalCommand(['--run_config', file])).toBe(2);
     expect(captured.err).toContain('run config config.params.parallelism');
+  });
+});
+
+describe('stage.exit format', () => {
+  const at = new Date('2026-11-30T06:00:00.000Z');
+
+  it('round-trips: first line "<time> <code>", then the failure as one JSON line (none for 0)', () => {
+    const failure = { reason: 'dataset' as const, message: 'gsm8k dataset: /d/test.jsonl:17: invalid JSON (Unexpected token)' };
+    const text = formatStageExit(at, 2, failure);
+    expect(text).toBe(`2026-11-30T06:00:00.000Z 2\n${JSON.stringify(failure)}\n`);
+    expect(parseStageExit(text)).toBe(2);
+    expect(parseStageFailure(text)).toEqual(failure);
+    expect(formatStageExit(at, 0)).toBe('2026-11-30T06:00:00.000Z 0\n');
+    expect(parseStageFailure(formatStageExit(at, 0))).toBeNull();
+  });
+
+  it('keeps the code of older or damaged files, and bounds the message', () => {
+    expect(parseStageExit('t 143\nnot json\n')).toBe(143);
+    expect(parseStageFailure('t 143\nnot json\n')).toBeNull();
+    expect(parseStageFailure('t 3\n{"reason":"nope","message":"x"}\n')).toBeNull();
+    expect(parseStageExit('')).toBeNull();
+    expect(parseStageExit('t x\n')).toBeNull();
+    const long = formatStageExit(at, 1, { reason: 'unexpected', message: 'x'.repeat(10_000) });
+    expect(parseStageFailure(long)?.message).toHaveLength(4000);
   });
 });

@@ -94,7 +94,7 @@ describe('buildInvocationInput', () => {
       config: {
         type: 'mmlu',
         output_dir: join(runDir, 'mmlu.1', 'artifacts'),
-        params: { parallelism: 4, limit_samples: 20, extra: { shared: 1, dataset_dir: join(dir, 'data') } },
+        params: { parallelism: 4, limit_samples: 20, extra: { endpoint_outage_timeout: 120, shared: 1, dataset_dir: join(dir, 'data') } },
       },
       target: { api_endpoint: { url: URL_CHAT, model_id: 'tiny-model', type: 'chat', api_key_name: 'MY_API_KEY' } },
       metadata: { invocation_id: INV, job_id: `${INV}.1`, task: 'evalflow.mmlu' },
@@ -114,7 +114,7 @@ describe('buildInvocationInput', () => {
     const gsm8k = input.tasks[0]?.runConfig as { config: { type: string; output_dir: string; params: Record<string, unknown> } };
     expect(gsm8k.config.type).toBe('gsm8k');
     expect(gsm8k.config.output_dir).toBe(join(input.runDir, 'gsm8k.0', 'artifacts'));
-    expect(gsm8k.config.params).toEqual({ parallelism: 4, extra: { shared: 1, dataset_dir: join(dir, 'data') } });
+    expect(gsm8k.config.params).toEqual({ parallelism: 4, extra: { endpoint_outage_timeout: 120, shared: 1, dataset_dir: join(dir, 'data') } });
   });
 
   it('validates against InvocationInputSchema (and each task against EvaluationInputSchema)', () => {
@@ -147,6 +147,13 @@ describe('buildInvocationInput', () => {
     const custom = build(config({ exportLocal: { format: 'json', output_dir: '/exports', output_filename: 'all' } }));
     expect(custom.tasks[0]?.exports).toEqual([{ kind: 'local', format: 'json', outputDir: '/exports', outputFilename: 'all' }]);
     expect(build(config({ destinations: [] })).tasks[0]?.exports).toEqual([]);
+  });
+
+  it('gives built-in tasks the readiness timeout as their outage limit, unless the task sets its own', () => {
+    const input = build(config({ taskParams: { extra: { endpoint_outage_timeout: 30 } } }));
+    const extraOf = (i: number) => (input.tasks[i]?.runConfig as { config: { params: { extra: Record<string, unknown> } } }).config.params.extra;
+    expect(extraOf(0).endpoint_outage_timeout).toBe(120);
+    expect(extraOf(1).endpoint_outage_timeout).toBe(30);
   });
 
   it('plans runtime docker: container paths, the docker executor spec, and runs built-in tasks', () => {

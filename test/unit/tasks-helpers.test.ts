@@ -1,7 +1,10 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { parseCsv } from '../../harness/tasks/csv.js';
-import { parseJsonl } from '../../harness/tasks/dataset-io.js';
+import { readJsonl } from '../../harness/tasks/dataset-io.js';
 import { DatasetError, TaskConfigError } from '../../harness/tasks/errors.js';
 import { extraParser } from '../../harness/tasks/extra.js';
 import { findNumbers, firstNumber, formatNumber, lastNumber, normalizeNumber, numbersEqual, parseNumber } from '../../harness/tasks/numbers.js';
@@ -57,18 +60,35 @@ describe('parseCsv', () => {
   });
 });
 
-describe('parseJsonl', () => {
-  it('skips blank lines and records row index and line number', () => {
-    expect(parseJsonl('{"a":1}\n\n  \n{"a":2}\r\n', 'f.jsonl')).toEqual([
+describe('readJsonl', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'evalflow-jsonl-'));
+  const file = (name: string, text: string | Buffer) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  it('skips blank lines and records row index and line number (BOM, CRLF and a last line without newline)', async () => {
+    expect(await readJsonl(file('a.jsonl', '\ufeff{"a":1}\n\n  \n{"a":2}\r\n{"a":"é"}'), 'test')).toEqual([
       { index: 0, line: 1, value: { a: 1 } },
       { index: 1, line: 4, value: { a: 2 } },
+      { index: 2, line: 5, value: { a: 'é' } },
     ]);
   });
 
-  it('rejects invalid JSON and non-objects with the line', () => {
-    expect(() => parseJsonl('{"a":1}\n{oops}\n', 'f.jsonl')).toThrow(/^f\.jsonl:2: invalid JSON/);
-    expect(() => parseJsonl('null\n', 'f.jsonl')).toThrow('f.jsonl:1: each line must be a JSON object');
-    expect(() => parseJsonl('"text"\n', 'f.jsonl')).toThrow('f.jsonl:1: each line must be a JSON object');
+  it('rejects invalid JSON and non-objects with the file and line', async () => {
+    const bad = file('bad.jsonl', '{"a":1}\n{oops}\n');
+    await expect(readJsonl(bad, 'test')).rejects.toThrow(new RegExp(`^${bad}:2: invalid JSON`));
+    await expect(readJsonl(file('null.jsonl', 'null\n'), 'test')).rejects.toThrow(`${join(dir, 'null.jsonl')}:1: each line must be a JSON object`);
+    await expect(readJsonl(file('text.jsonl', '{"a":1}\n"text"\n'), 'test')).rejects.toThrow(`${join(dir, 'text.jsonl')}:2: each line must be a JSON object`);
+  });
+
+  it('names a missing file, and reads lines across its 1 MiB read chunks (multi-byte characters split between them)', async () => {
+    await expect(readJsonl(join(dir, 'nope.jsonl'), 'my dataset')).rejects.toThrow(`my dataset: file not found: ${join(dir, 'nope.jsonl')}`);
+    const long = 'é'.repeat(700_000); // 1.4 MB of 2-byte characters per line
+    const rows = await readJsonl(file('long.jsonl', `{"t":"${long}"}\n{"t":"x"}\n{"t":"${long}"}`), 'test');
+    expect(rows.map((r) => [r.line, (r.value.t as string).length])).toEqual([[1, 700_000], [2, 1], [3, 700_000]]);
+    expect(rows[2]?.value.t).toBe(long);
   });
 });
 
