@@ -6,6 +6,8 @@
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 
 const CHUNK_BYTES = 1 << 20;
+/** Queued appends are written at the end of the turn, or as soon as they reach this size. */
+const MAX_QUEUED_BYTES = 1 << 20;
 const NEWLINE = 0x0a;
 
 export interface LineInfo {
@@ -110,6 +112,16 @@ export class BatchedAppender {
     this.pending.push(data);
     this.pendingBytes += data.length;
     this.end += data.length;
+    // A turn can be long (a resumed run answers every sample from the cache without yielding): bound the queue.
+    if (this.pendingBytes >= MAX_QUEUED_BYTES) {
+      try {
+        this.flush();
+      } catch (err) {
+        this.onError(err as Error);
+        throw err;
+      }
+      return offset;
+    }
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => {
