@@ -11,6 +11,7 @@ import { freePort } from '../support/ports.js';
 import { cli, DATASETS, gsm8kHead, startedInvocationId, tempDir, writeConfig } from '../support/run-helpers.js';
 import { startWorker, testClient, testTarget, type RunningWorker } from '../support/temporal.js';
 import type { ProcessHandle } from '../../backends/local/process.js';
+import { parseStageExit, parseStageFailure } from '../../core/harness-contract.js';
 import type { InvocationStatus } from '../../workflows/types.js';
 
 const questions = gsm8kHead(8);
@@ -108,7 +109,9 @@ describe('failures through the workflow', () => {
     expect(after.stage).toBe('cancelled');
     expect(after.tasks[0]?.stage).toBe('cancelled');
     // The harness got SIGTERM: it recorded exit 143 and is gone.
-    expect(readFileSync(join(handle.jobDir, 'logs', 'stage.exit'), 'utf8')).toMatch(/ 143\n$/);
+    const stageExit = readFileSync(join(handle.jobDir, 'logs', 'stage.exit'), 'utf8');
+    expect(parseStageExit(stageExit)).toBe(143);
+    expect(parseStageFailure(stageExit)?.reason).toBe('interrupted');
     expect(() => process.kill(handle.pid, 0)).toThrow();
     const st = await cli('status', inv, '--json');
     expect((JSON.parse(st.stdout) as Array<{ status: string }>)[0]?.status).toBe('KILLED');
