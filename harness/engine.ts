@@ -282,8 +282,8 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
       }
     }
     const score = response ? task.score(sample, scoredText(response.text), taskParams) : null;
-    // Aggregation needs the number only: the extracted text (for `exact`, the whole answer) stays out of memory.
-    if (score) scored[index] = { sample, score: { score: score.score, extracted: null } };
+    // Aggregation needs the score and the task's details, not the extracted text (for `exact`, the whole answer).
+    if (score) scored[index] = { sample, score: { score: score.score, extracted: null, ...(score.details ? { details: score.details } : {}) } };
     const record: SampleRecord = {
       id: sample.id,
       sub_query_id: sample.subset ?? null,
