@@ -179,6 +179,18 @@ export async function main(argv: string[], io: Output = stdio): Promise<number> 
     });
 
   program
+    .command('codec-server')
+    .description('serve the payload codec (EVALFLOW_CODEC_KEY_FILE) to the Temporal Web UI and `temporal --codec-endpoint`')
+    .option('--host <host>', 'listen address', '127.0.0.1')
+    .option('--port <port>', 'listen port (0: any free port)', (v) => Number.parseInt(v, 10), 8081)
+    .option('--cors-origin <url>', 'a Web UI origin allowed to call (default: the dev server and compose UIs); repeatable', collect, [])
+    .option('--token-file <file>', 'require `Authorization: Bearer <token>`, the token read from this file (mode 600)')
+    .action(async (o: { host: string; port: number; corsOrigin: string[]; tokenFile?: string }) => {
+      const { codecServerCommand } = await import('./commands/codec-server.js');
+      exitCode = await codecServerCommand(o, io);
+    });
+
+  program
     .command('serve-model')
     .description('serve a GGUF model (default: SmolLM2-135M-Instruct) as an OpenAI-compatible endpoint on CPU')
     .option('--host <host>', 'listen address', '127.0.0.1')

@@ -3,7 +3,7 @@
  * the progress each task's watcher reports in its heartbeats (visible without growing any history).
  */
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { decodePayload } from '../common/codec.js';
 import { ConfigError } from '../config/errors.js';
 import { evaluationWorkflowId, invocationWorkflowId, type InvocationStatus, type Progress, type Stage, type TaskStatus } from '../workflows/types.js';
 
@@ -34,7 +34,7 @@ async function heartbeatProgress(client: Client, jobId: string): Promise<Progres
       if (activity.activityType?.name !== 'watchHarness') continue;
       const payload = activity.heartbeatDetails?.payloads?.[0];
       if (!payload) continue;
-      const details = defaultPayloadConverter.fromPayload<{ progress?: Progress }>(payload);
+      const details = await decodePayload<{ progress?: Progress }>(client.options.loadedDataConverter, payload);
       return details.progress;
     }
   } catch {

@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { TASK_QUEUE } from '../core/ids.js';
 import { SEARCH_ATTRIBUTES } from '../core/search-attributes.js';
+import { dataConverterFromEnv } from './codec.js';
 
 export interface TemporalTarget {
   address: string;
@@ -18,7 +19,10 @@ export class TemporalUnavailableError extends Error {
   override name = 'TemporalUnavailableError';
 }
 
+/** A client with evalflow's data converter (encrypting when EVALFLOW_CODEC_KEY_FILE is set). */
 export async function connectClient(target: TemporalTarget = temporalTarget()): Promise<Client> {
+  // The key file is checked first: a bad one is bad input, whether or not the server is up.
+  const dataConverter = dataConverterFromEnv();
   let connection: Connection;
   try {
     connection = await Connection.connect({ address: target.address, connectTimeout: '5 seconds' });
@@ -28,7 +32,7 @@ export async function connectClient(target: TemporalTarget = temporalTarget()): 
         '`npx evalflow server start-dev`, or set TEMPORAL_ADDRESS.',
     );
   }
-  return new Client({ connection, namespace: target.namespace });
+  return new Client({ connection, namespace: target.namespace, dataConverter });
 }
 
 /** Registers evalflow's search attributes on the namespace if missing (the dev server gets them as flags). */

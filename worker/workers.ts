@@ -8,6 +8,7 @@ import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/w
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { localHostIdentity, type HostIdentity } from '../backends/local/host.js';
 import { createExecutors, type ExecutorOptions } from '../backends/registry.js';
+import { dataConverterFromEnv } from '../common/codec.js';
 import { distPath } from '../common/paths.js';
 import { hostTaskQueue, TASK_QUEUE } from '../core/ids.js';
 
@@ -19,6 +20,8 @@ export interface EvalflowWorkerOptions {
   executorOptions?: Omit<ExecutorOptions, 'host'>;
   activityDeps?: Partial<Omit<ActivityDeps, 'host'>>;
   shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
+  /** Default: evalflow's, from EVALFLOW_CODEC_KEY_FILE (see common/codec.ts). */
+  dataConverter?: WorkerOptions['dataConverter'];
 }
 
 export interface EvalflowWorkers {
@@ -28,9 +31,12 @@ export interface EvalflowWorkers {
   readonly running: boolean;
 }
 
-/** Prefer the bundle built by `npm run build`; fall back to bundling the compiled workflows now. */
-export function workflowCodeOptions(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
-  const bundle = distPath('workflow-bundle.js');
+/**
+ * Prefer the bundle built by `npm run build`; fall back to bundling the compiled workflows now. Encrypting
+ * workers run the bundle whose failure converter encodes failure messages (see common/codec.ts).
+ */
+export function workflowCodeOptions(opts: { encrypted?: boolean } = {}): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  const bundle = distPath(opts.encrypted ? 'workflow-bundle-encrypted.js' : 'workflow-bundle.js');
   return existsSync(bundle) ? { workflowBundle: { codePath: bundle } } : { workflowsPath: distPath('workflows', 'index.js') };
 }
 
@@ -41,8 +47,15 @@ export async function createWorkers(opts: EvalflowWorkerOptions): Promise<Evalfl
     host,
     ...opts.activityDeps,
   });
-  const common = { connection: opts.connection, namespace: opts.namespace ?? 'default', activities, ...(opts.shutdownGraceTime ? { shutdownGraceTime: opts.shutdownGraceTime } : {}) };
-  const shared = await Worker.create({ ...common, taskQueue: opts.taskQueue ?? TASK_QUEUE, ...workflowCodeOptions() });
+  const dataConverter = opts.dataConverter ?? dataConverterFromEnv();
+  const common = {
+    connection: opts.connection,
+    namespace: opts.namespace ?? 'default',
+    activities,
+    dataConverter,
+    ...(opts.shutdownGraceTime ? { shutdownGraceTime: opts.shutdownGraceTime } : {}),
+  };
+  const shared = await Worker.create({ ...common, taskQueue: opts.taskQueue ?? TASK_QUEUE, ...workflowCodeOptions({ encrypted: dataConverter !== undefined }) });
   const local = await Worker.create({ ...common, taskQueue: hostTaskQueue(host.id) });
   const workers = [shared, local];
   return {

@@ -103,9 +103,13 @@ export async function InvocationWorkflow(rawInput: unknown): Promise<InvocationR
         cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
         typedSearchAttributes: [
           { key: SEARCH_ATTRIBUTES.invocation, value: input.invocationId },
-          { key: SEARCH_ATTRIBUTES.task, value: task.taskName },
-          { key: SEARCH_ATTRIBUTES.model, value: input.model },
-          { key: SEARCH_ATTRIBUTES.backend, value: input.backend },
+          ...(input.confidential
+            ? []
+            : [
+                { key: SEARCH_ATTRIBUTES.task, value: task.taskName },
+                { key: SEARCH_ATTRIBUTES.model, value: input.model },
+                { key: SEARCH_ATTRIBUTES.backend, value: input.backend },
+              ]),
           { key: SEARCH_ATTRIBUTES.stage, value: 'pending' },
         ],
         memo: { jobName: task.jobName, jobDir: task.jobDir, taskName: task.taskName },

@@ -120,6 +120,11 @@ export const InvocationInputSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Payloads are encrypted (evalflow's codec, set by the client that starts the run). Search attributes
+     * are never encrypted, so they then carry no config value: only the invocation id and the stage.
+     */
+    confidential: z.boolean().default(false),
   })
   .strict();
 export type InvocationInput = z.input<typeof InvocationInputSchema>;

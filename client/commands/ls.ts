@@ -46,7 +46,8 @@ export async function lsRunsCommand(client: Client, opts: { since?: string; limi
       started: wf.startTime.toISOString(),
       status: wf.status.name,
       stage: sa.get(SEARCH_ATTRIBUTES.stage) ?? null,
-      model: sa.get(SEARCH_ATTRIBUTES.model) ?? null,
+      // Runs started with the codec on have no EvalModel search attribute; their (encrypted) memo has it.
+      model: sa.get(SEARCH_ATTRIBUTES.model) ?? (wf.memo?.model as string | undefined) ?? null,
       tasks: (wf.memo?.tasks as string | undefined) ?? null,
       run_dir: (wf.memo?.runDir as string | undefined) ?? null,
       resume_of: (wf.memo?.resumeOf as string | undefined) ?? null,

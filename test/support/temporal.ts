@@ -52,7 +52,18 @@ export async function startWorker(
 
 /** `evalflow worker` as a separate process (for crash tests), ready once it polls. */
 export async function spawnWorkerProcess(env: Record<string, string> = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['bin/evalflow.js', 'worker'], {
+  return (await spawnEvalflow(['worker'], env, /evalflow worker ready/)).child;
+}
+
+export interface SpawnedEvalflow {
+  child: ChildProcess;
+  /** Everything it printed so far (stdout and stderr). */
+  output(): string;
+}
+
+/** `evalflow ARGS…` as a separate process, resolved once its output matches `ready` (rejected if it exits first). */
+export async function spawnEvalflow(args: string[], env: Record<string, string>, ready: RegExp): Promise<SpawnedEvalflow> {
+  const child = spawn(process.execPath, ['bin/evalflow.js', ...args], {
     cwd: packageRoot(),
     env: { ...process.env, TEMPORAL_ADDRESS: testTarget().address, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -61,12 +72,12 @@ export async function spawnWorkerProcess(env: Record<string, string> = {}): Prom
   await new Promise<void>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes('evalflow worker ready')) resolve();
+      if (ready.test(output)) resolve();
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`worker exited early (${code}): ${output}`)));
-    setTimeout(() => reject(new Error(`worker not ready after 60 s: ${output}`)), 60_000).unref();
+    child.once('exit', (code) => reject(new Error(`evalflow ${args[0]} exited early (${code}): ${output}`)));
+    setTimeout(() => reject(new Error(`evalflow ${args[0]} not ready after 60 s: ${output}`)), 60_000).unref();
   });
-  return child;
+  return { child, output: () => output };
 }
