@@ -14,6 +14,7 @@ import type { ExecutorHandle } from '../core/executor.js';
 import { hostTaskQueue, jobIdOf, launchName } from '../core/ids.js';
 import type { PollResult } from '../core/outcome.js';
 import type { Progress } from '../core/progress.js';
+import { assertEnvAllowed, assertEnvRefsAllowed, assertLaunchAllowed, assertPathAllowed, workerPolicyFromEnv, type WorkerPolicy } from '../common/worker-policy.js';
 import { exportLocal, exportRow } from '../exporters/local.js';
 import { flattenMetrics, readResultsFile, ResultsFormatError } from '../harness/results-schema.js';
 import type { ExportDestination, ResolvedEvaluationInput, SampleCounts } from '../workflows/types.js';
@@ -27,6 +28,8 @@ export interface ActivityDeps {
   env?: Record<string, string | undefined>;
   /** watchHarness poll period; the heartbeat goes out at least this often. */
   pollIntervalMs?: number;
+  /** What configs may read and write on this worker (default: from `env`, see common/worker-policy.ts). */
+  policy?: WorkerPolicy;
 }
 
 export interface CollectedResults {
@@ -40,6 +43,7 @@ export interface CollectedResults {
 export function createActivities(deps: ActivityDeps) {
   const env = deps.env ?? process.env;
   const pollIntervalMs = deps.pollIntervalMs ?? 1000;
+  const policy = deps.policy ?? workerPolicyFromEnv(env);
   const hostQueue = hostTaskQueue(deps.host.id);
   const forHandle = (raw: ExecutorHandle) => {
     const executor = executorFor(deps.executors, raw.executor);
@@ -49,6 +53,7 @@ export function createActivities(deps: ActivityDeps) {
   const routed = (executor: Executor, handle: ExecutorHandle): ExecutorHandle =>
     executor.hostBound ? { ...handle, taskQueue: hostQueue } : handle;
   const jobEnv = (ev: ResolvedEvaluationInput) => {
+    assertEnvRefsAllowed(policy, ev.env);
     try {
       return resolveHostEnv(ev.env, env, `worker host ${deps.host.hostname}`);
     } catch (err) {
@@ -69,6 +74,7 @@ export function createActivities(deps: ActivityDeps) {
     }): Promise<{ readyAfterS: number }> {
       const started = Date.now();
       const deadline = started + input.readinessTimeoutS * 1000;
+      if (input.apiKeyName) assertEnvAllowed(policy, input.apiKeyName, 'target.api_endpoint.api_key_name');
       const apiKey = input.apiKeyName ? env[input.apiKeyName] : undefined;
       const server = input.server ? forHandle(input.server) : undefined;
       let lastProblem = '';
@@ -130,6 +136,14 @@ export function createActivities(deps: ActivityDeps) {
       const executor = executorFor(deps.executors, ev.executor.kind);
       const jobId = jobIdOf(ev.invocationId, ev.taskIndex);
       const { values, runtime } = jobEnv(ev);
+      assertLaunchAllowed(policy, {
+        jobDir: ev.jobDir,
+        runConfig: ev.runConfig,
+        // Only a harness process on this host sees the run config's paths as they are written.
+        harnessOnThisHost: ev.executor.kind === 'process',
+        apiKeyName: ev.endpoint.apiKeyName,
+        datasetDirEnv: values.NEMO_EVALUATOR_DATASET_DIR ?? env.NEMO_EVALUATOR_DATASET_DIR,
+      });
       const handle = await nonRetryableIfMissingEnv(() =>
         executor.launch({
           jobId,
@@ -165,6 +179,7 @@ export function createActivities(deps: ActivityDeps) {
     /** Brings the artifacts home (remote executors) and reads results.yml. */
     async collectResults(input: { handle: ExecutorHandle; builtinHarness: boolean }): Promise<CollectedResults> {
       const { executor, handle } = forHandle(input.handle);
+      assertPathAllowed(policy, 'output', handle.jobDir, 'execution.output_dir');
       await executor.fetchArtifacts(handle);
       const artifacts = join(handle.jobDir, 'artifacts');
       const resultsPath = join(artifacts, 'results.yml');
@@ -200,6 +215,7 @@ export function createActivities(deps: ActivityDeps) {
       const row = exportRow(input);
       const written: string[] = [];
       for (const dest of input.destinations) {
+        assertPathAllowed(policy, 'output', dest.outputDir ?? dirname(input.jobDir), dest.outputDir ? 'export.local.output_dir' : 'execution.output_dir');
         written.push(
           await exportLocal([row], {
             outputDir: dest.outputDir ?? dirname(input.jobDir),
