@@ -212,11 +212,13 @@ export async function main(argv: string[], io: Output = stdio): Promise<number> 
     .option('--ui-port <port>', 'Web UI port', (v) => Number.parseInt(v, 10), 8233)
     .option('--db-filename <file>', 'SQLite file (default .tools/temporal.db)')
     .option('--headless', 'no Web UI', false)
-    .action(async (o: { port: number; uiPort: number; dbFilename?: string; headless: boolean }) => {
+    .option('--ui-codec-endpoint <url>', 'the Web UI decodes encrypted payloads with this codec server (`evalflow codec-server`)')
+    .action(async (o: { port: number; uiPort: number; dbFilename?: string; headless: boolean; uiCodecEndpoint?: string }) => {
       const { startDevServer } = await import('../scripts/temporal-dev-server.js');
       const server = await startDevServer({
         port: o.port,
         uiPort: o.headless ? null : o.uiPort,
+        uiCodecEndpoint: o.uiCodecEndpoint,
         dbFile: o.dbFilename,
         log: (l) => io.err(`${l}\n`),
       });

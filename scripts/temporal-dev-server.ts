@@ -49,6 +49,8 @@ export interface DevServerOptions {
   port?: number;
   /** Web UI port; null runs headless. */
   uiPort?: number | null;
+  /** Codec server the Web UI decodes payloads with (`evalflow codec-server`), when payloads are encrypted. */
+  uiCodecEndpoint?: string;
   dbFile?: string;
   logFile?: string;
   log?: Log;
@@ -71,6 +73,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--db-filename', dbFile, '--log-level', 'warn'];
   if (opts.uiPort === null) args.push('--headless');
   else args.push('--ui-port', String(opts.uiPort ?? port + 1000));
+  if (opts.uiCodecEndpoint && opts.uiPort !== null) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   args.push(...devServerSearchAttributeFlags());
   const logFd = openSync(opts.logFile ?? join(toolsDir(), `temporal-${port}.log`), 'a');
   const child = spawn(cli, args, { stdio: ['ignore', logFd, logFd] });

@@ -5,19 +5,23 @@
  * --codec-endpoint` pointed at a real `evalflow codec-server` shows them. Keys rotate; a worker with the
  * wrong key or a key file others may read fails clearly.
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
+import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CODEC_KEY_FILE_ENV } from '../../common/codec.js';
+import { distPath } from '../../common/paths.js';
 import { connectClient } from '../../common/temporal.js';
-import { findTemporalCli } from '../../scripts/temporal-dev-server.js';
+import { findTemporalCli, startDevServer } from '../../scripts/temporal-dev-server.js';
 import { answerFromTable, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
 import { freePort } from '../support/ports.js';
 import { cli, DATASETS, gsm8kHead, startedInvocationId, tempDir, writeConfig } from '../support/run-helpers.js';
 import { spawnEvalflow, testClient, testTarget, type SpawnedEvalflow } from '../support/temporal.js';
 
+const execFileAsync = promisify(execFile);
 const dir = tempDir('evalflow-codec-it-');
 const MODEL = 'codec-model-7f3a9c';
 const LIT = 'lit-value-5e8d21b4';
@@ -94,18 +98,18 @@ describe('payload codec on the real server', () => {
   let plainClient: Client;
   let worker: SpawnedEvalflow | undefined;
   let codecServer: SpawnedEvalflow | undefined;
-  const runs: Array<{ inv: string; runDir: string; keyId: string }> = [];
+  const runs: Array<{ inv: string; runDir: string }> = [];
 
   const startWorkerWith = async (keyFile: string) => {
     await stop(worker?.child);
     worker = await spawnEvalflow(['worker'], { [CODEC_KEY_FILE_ENV]: keyFile }, /evalflow worker ready/);
   };
-  const run = async (keyId: string) => {
+  const run = async () => {
     const runDir = tempDir('evalflow-codec-run-');
     const res = await cli('run', '-c', runConfig(runDir, fixture), '--wait');
     expect(res.code, res.stdout + res.stderr).toBe(0);
     const inv = startedInvocationId(res.stdout);
-    runs.push({ inv, runDir, keyId });
+    runs.push({ inv, runDir });
     return { inv, runDir };
   };
 
@@ -128,7 +132,7 @@ describe('payload codec on the real server', () => {
   it('a run with the codec on completes, and its history shows no config value without the key', async () => {
     process.env[CODEC_KEY_FILE_ENV] = KEYS_V1;
     await startWorkerWith(KEYS_V1);
-    const { inv, runDir } = await run('k1');
+    const { inv, runDir } = await run();
     const status = await cli('status', inv, '--json');
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toContain('SUCCESS');
@@ -189,10 +193,54 @@ describe('payload codec on the real server', () => {
     await stop(codecServer.child);
   });
 
+  it('a Web UI started with --ui-codec-endpoint decodes through evalflow codec-server, from its origin', async () => {
+    const [first] = runs;
+    if (!first) throw new Error('the first test did not run');
+    const [port, uiPort] = [await freePort(), await freePort()];
+    const uiOrigin = `http://127.0.0.1:${uiPort}`;
+    const server = await spawnEvalflow(['codec-server', '--port', '0', '--cors-origin', uiOrigin], { [CODEC_KEY_FILE_ENV]: KEYS_V1 }, /codec server at (http:\/\/\S+)/);
+    const endpoint = /codec server at (http:\/\/\S+)/.exec(server.output())?.[1] as string;
+    const ui = await startDevServer({ port, uiPort, uiCodecEndpoint: endpoint, dbFile: join(dir, 'ui.db'), logFile: join(dir, 'ui.log'), startTimeoutS: 120 });
+    try {
+      // What the UI tells the browser: decode with this endpoint.
+      const settings = await request(`${uiOrigin}/api/v1/settings`);
+      expect(((await settings.body.json()) as { Codec: { Endpoint: string } }).Codec.Endpoint).toBe(endpoint);
+      // What the browser then does, from the UI's origin: a CORS preflight, then POST /decode with X-Namespace.
+      const preflight = await request(`${endpoint}/decode`, {
+        method: 'OPTIONS',
+        headers: { origin: uiOrigin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-namespace' },
+      });
+      await preflight.body.dump();
+      expect(preflight.statusCode).toBe(204);
+      expect(preflight.headers['access-control-allow-origin']).toBe(uiOrigin);
+      const history = await plainClient.workflow.getHandle(`evalflow-${first.inv}`).fetchHistory();
+      const input = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+      const b64 = (bytes: Uint8Array | null | undefined) => Buffer.from(bytes ?? []).toString('base64');
+      const body = { payloads: [{ metadata: Object.fromEntries(Object.entries(input?.metadata ?? {}).map(([k, v]) => [k, b64(v)])), data: b64(input?.data) }] };
+      const decoded = await request(`${endpoint}/decode`, {
+        method: 'POST',
+        headers: { origin: uiOrigin, 'content-type': 'application/json', 'x-namespace': 'default' },
+        body: JSON.stringify(body),
+      });
+      expect(decoded.statusCode).toBe(200);
+      expect(decoded.headers['access-control-allow-origin']).toBe(uiOrigin);
+      const [payload] = ((await decoded.body.json()) as { payloads: Array<{ data: string }> }).payloads;
+      expect(Buffer.from(payload?.data ?? '', 'base64').toString()).toContain(MODEL);
+    } finally {
+      await ui.stop();
+      await stop(server.child);
+    }
+  });
+
   it('rotates keys: new runs use the first key, old runs still read with the keys the file keeps', async () => {
     process.env[CODEC_KEY_FILE_ENV] = KEYS_V2;
     await startWorkerWith(KEYS_V2);
-    const { inv } = await run('k2');
+    // This run goes through the client script, which builds its client in the same one place.
+    const script = await execFileAsync(process.execPath, [distPath('client', 'start-evaluation.js'), runConfig(tempDir('evalflow-codec-run-'), fixture)], {
+      env: { ...process.env, [CODEC_KEY_FILE_ENV]: KEYS_V2 },
+    });
+    expect(JSON.parse(script.stdout)).toEqual([{ job: expect.stringMatching(/\.0$/), task: 'evalflow.gsm8k', metrics: { gsm8k_accuracy: 1 } }]);
+    const inv = /started evalflow-([0-9a-f]{16})/.exec(script.stderr)?.[1] as string;
     const history = await plainClient.workflow.getHandle(`evalflow-${inv}`).fetchHistory();
     const started = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
     expect(Buffer.from(started?.metadata?.['encryption-key-id'] ?? []).toString()).toBe('k2');
