@@ -3,6 +3,7 @@
  * resolved with a Temporal visibility query (no local job database).
  */
 import type { Client } from '@temporalio/client';
+import { listingClient } from '../common/codec.js';
 import { ConfigError } from '../config/errors.js';
 import { INVOCATION_WORKFLOW, invocationWorkflowId } from '../workflows/types.js';
 
@@ -25,7 +26,7 @@ export async function resolveId(client: Client, raw: string): Promise<ResolvedId
 
   const matches: string[] = [];
   const query = `WorkflowType = '${INVOCATION_WORKFLOW}' AND WorkflowId STARTS_WITH '${invocationWorkflowId(prefix)}'`;
-  for await (const wf of client.workflow.list({ query, pageSize: 20 })) {
+  for await (const wf of listingClient(client).workflow.list({ query, pageSize: 20 })) {
     const invocationId = wf.workflowId.slice('evalflow-'.length);
     if (!matches.includes(invocationId)) matches.push(invocationId);
     if (matches.length > 10) break;

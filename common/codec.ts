@@ -10,6 +10,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { Client } from '@temporalio/client';
 import type { DataConverter, LoadedDataConverter, Payload, PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { ConfigError } from '../config/errors.js';
@@ -158,6 +159,43 @@ export function dataConverterFromEnv(env: Record<string, string | undefined> = p
 /** Whether payloads written through this data converter are encrypted by evalflow's codec. */
 export function encrypts(dataConverter: Pick<DataConverter, 'payloadCodecs'> | undefined): boolean {
   return (dataConverter?.payloadCodecs ?? []).some((codec) => codec instanceof AesGcmCodec);
+}
+
+/** What a listing shows for a memo field this process cannot decrypt (no key file, or not the right key). */
+export const ENCRYPTED_PLACEHOLDER = '(encrypted)';
+
+/**
+ * The codec of listings (`ls runs`, id prefixes): one run this process cannot decrypt (started with another
+ * key, or with the codec while this process has none) must not fail the whole list, so its memo fields
+ * read as '(encrypted)'. Everything it can decrypt is decoded as usual.
+ */
+class ListingCodec implements PayloadCodec {
+  constructor(private readonly inner: AesGcmCodec | undefined) {}
+
+  async encode(payloads: Payload[]): Promise<Payload[]> {
+    return this.inner ? this.inner.encode(payloads) : payloads;
+  }
+
+  async decode(payloads: Payload[]): Promise<Payload[]> {
+    return Promise.all(
+      payloads.map(async (payload) => {
+        if (metadataText(payload.metadata?.encoding) !== ENCRYPTED_ENCODING) return payload;
+        try {
+          const [decoded] = this.inner ? await this.inner.decode([payload]) : [];
+          if (decoded) return decoded;
+        } catch (err) {
+          if (!(err instanceof PayloadDecryptionError)) throw err;
+        }
+        return { metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from(JSON.stringify(ENCRYPTED_PLACEHOLDER)) };
+      }),
+    );
+  }
+}
+
+/** A client on the same connection for listing runs, see ListingCodec. */
+export function listingClient(client: Client): Client {
+  const codec = client.options.loadedDataConverter.payloadCodecs.find((c): c is AesGcmCodec => c instanceof AesGcmCodec);
+  return new Client({ connection: client.connection, namespace: client.options.namespace, dataConverter: { payloadCodecs: [new ListingCodec(codec)] } });
 }
 
 /** A raw payload (e.g. heartbeat details from `describe().raw`, which the SDK leaves encoded) as a value. */

@@ -1,5 +1,6 @@
 /** `evalflow ls tasks` (the catalogue) and `evalflow ls runs` (a Temporal visibility query). */
 import type { Client } from '@temporalio/client';
+import { listingClient } from '../../common/codec.js';
 import { ConfigError } from '../../config/errors.js';
 import { listTasks } from '../../config/registry.js';
 import { INVOCATION_WORKFLOW, SEARCH_ATTRIBUTES } from '../../workflows/types.js';
@@ -39,7 +40,7 @@ export async function lsRunsCommand(client: Client, opts: { since?: string; limi
   if (opts.since) query += ` AND StartTime > '${parseSince(opts.since).toISOString()}'`;
   const limit = opts.limit ?? 50;
   const runs: Array<Record<string, unknown>> = [];
-  for await (const wf of client.workflow.list({ query, pageSize: Math.min(limit, 100) })) {
+  for await (const wf of listingClient(client).workflow.list({ query, pageSize: Math.min(limit, 100) })) {
     const sa = wf.typedSearchAttributes;
     runs.push({
       invocation_id: sa.get(SEARCH_ATTRIBUTES.invocation) ?? wf.workflowId.replace(/^evalflow-/, ''),

@@ -150,6 +150,12 @@ describe('payload codec on the real server', () => {
     // The run is still listed and readable with the key: the model comes from the encrypted memo.
     const ls = await cli('ls', 'runs', '--json', '--limit', '5');
     expect(ls.stdout).toContain(MODEL);
+    // Without the key it is listed too (ids, times, stage), its memo fields shown as encrypted.
+    delete process.env[CODEC_KEY_FILE_ENV];
+    const lsPlain = await cli('ls', 'runs', '--json', '--limit', '5');
+    expect(lsPlain.code, lsPlain.stderr).toBe(0);
+    const listed = (JSON.parse(lsPlain.stdout) as Array<{ invocation_id: string; model: string; run_dir: string; stage: string }>).find((r) => r.invocation_id === inv);
+    expect(listed).toMatchObject({ model: '(encrypted)', run_dir: '(encrypted)', stage: 'succeeded' });
   });
 
   it('failure messages are encrypted too, and read back with the key', async () => {
