@@ -10,7 +10,9 @@
 #
 # Idempotent and safe to run concurrently (flock). Needs root to install and start; reuses a running
 # daemon as any user. Settings: EVALFLOW_DOCKER_SOCK (default /run/evalflow-docker.sock) and
-# EVALFLOW_DOCKER_STATE (default /var/lib/evalflow-docker: data/, exec/, dockerd.pid, dockerd.log).
+# EVALFLOW_DOCKER_STATE (default /var/lib/evalflow-docker: data/, exec/, dockerd.pid, dockerd.log),
+# EVALFLOW_DOCKER_STORAGE_DRIVER (default vfs: works everywhere, but copies the whole image per container;
+# overlay2 creates containers in O(1) where the kernel and the backing filesystem allow it).
 set -euo pipefail
 SOCK=${EVALFLOW_DOCKER_SOCK:-/run/evalflow-docker.sock}
 STATE=${EVALFLOW_DOCKER_STATE:-/var/lib/evalflow-docker}
@@ -55,7 +57,7 @@ start() {
   rm -f "$SOCK"
   mkdir -p "$STATE/data" "$STATE/exec"
   local started=$EPOCHREALTIME
-  setsid dockerd --iptables=false --ip-masq=false --bridge=none --storage-driver=vfs \
+  setsid dockerd --iptables=false --ip-masq=false --bridge=none --storage-driver="${EVALFLOW_DOCKER_STORAGE_DRIVER:-vfs}" \
     -H "$DOCKER_HOST" --data-root "$STATE/data" --exec-root "$STATE/exec" --pidfile "$STATE/dockerd.pid" \
     >>"$STATE/dockerd.log" 2>&1 </dev/null &
   for _ in $(seq 600); do
