@@ -240,7 +240,13 @@ export async function ensureLocalImage(docker: Docker, name: ImageName, opts: { 
   // @types/dockerode types only the callback form of importImage; the promise form resolves to the progress stream.
   const progress = (await docker.importImage(rootfsTar(files), importOptions as never)) as unknown as Readable;
   await followProgress(docker, progress);
-  if (!(await imageExists(docker, tag))) throw new Error(`docker import reported success but ${tag} does not exist`);
+  if (!(await imageExists(docker, tag))) {
+    // Podman (4.3) ignores the tag of an import (it names the image `<repo>:latest`): tag it by its content label.
+    const [imported] = await docker.listImages({ filters: { label: [`evalflow.image.content-hash=${hash}`] } });
+    if (!imported) throw new Error(`the import of ${tag} reported success, but no image carries its content hash`);
+    await docker.getImage(imported.Id).tag({ repo, tag: version });
+    if (!(await imageExists(docker, tag))) throw new Error(`could not tag the imported image ${imported.Id} as ${tag}`);
+  }
   return { tag, built: true, ms: Date.now() - started, bytes };
 }
 

@@ -44,6 +44,11 @@ async function waitForEnd(runtime: ContainerRuntime, name: string, timeoutMs = 6
   }
 }
 
+async function isPodman(): Promise<boolean> {
+  const version = await (docker as Docker).version();
+  return (version.Components ?? []).some((c) => /podman/i.test(c.Name));
+}
+
 describe.skipIf(!docker)('docker container layer (real engine)', () => {
   let runtime: ContainerRuntime;
   let image: string;
@@ -122,7 +127,7 @@ describe.skipIf(!docker)('docker container layer (real engine)', () => {
         { source: join(dir, 'artifacts'), target: '/results' },
         { source: join(dir, 'data'), target: '/datasets', readOnly: true },
       ],
-      dockerArgs: parseDockerArgs('--shm-size 32m --pids-limit 64 --ulimit nproc=512:1024 -e MODE=test -l team=eval'),
+      dockerArgs: parseDockerArgs('--shm-size 32m --pids-limit 64 --ulimit nofile=20000:20000 --ulimit nproc=512:1024 -e MODE=test -l team=eval'),
     });
     expect(await waitForEnd(runtime, launched.name)).toEqual({ state: 'succeeded' });
     const log = join(dir, 'client_stdout.log');
@@ -225,7 +230,8 @@ describe.skipIf(!docker)('docker container layer (real engine)', () => {
       dockerArgs: parseDockerArgs('--memory 64m'),
     });
     expect(await waitForEnd(runtime, hog.name)).toMatchObject({ state: 'oomKilled', exitCode: 137 });
-    expect((await runtime.inspect(hog.name))?.State.OOMKilled).toBe(true);
+    // Docker sets OOMKilled; Podman (4.3) never does, and the layer infers the kill from exit 137 under the limit.
+    expect((await runtime.inspect(hog.name))?.State.OOMKilled).toBe(!(await isPodman()));
 
     const sleeper = await runtime.createOrAdopt({ identity: identity(inv, 2), image, ...node('setInterval(() => {}, 1000)') });
     await (docker as Docker).getContainer(sleeper.name).kill();

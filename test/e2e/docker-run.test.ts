@@ -87,6 +87,13 @@ describe.skipIf(!docker)('execution.runtime docker, end to end', () => {
   let client: Client;
   let harnessImage: string;
   const cleanups: Array<() => Promise<void> | void> = [];
+  /** Every invocation started here: a failed assertion must not leave its containers behind. */
+  const invocations: string[] = [];
+  const started = (stdout: string) => {
+    const inv = startedInvocationId(stdout);
+    invocations.push(inv);
+    return inv;
+  };
 
   beforeAll(async () => {
     process.env.TEMPORAL_ADDRESS = testTarget().address;
@@ -99,6 +106,7 @@ describe.skipIf(!docker)('execution.runtime docker, end to end', () => {
     for (const fn of cleanups.splice(0).reverse()) await fn();
   });
   afterAll(async () => {
+    for (const invocationId of invocations) await runtime?.removeAll({ invocationId }, 1);
     await client?.connection.close();
     delete process.env.EVALFLOW_DOCKER_TEST_KEY;
   });
@@ -117,15 +125,15 @@ describe.skipIf(!docker)('execution.runtime docker, end to end', () => {
     const worker: RunningWorker = await startWorker(); // in-process, default harness image (built or found by its tag)
     cleanups.push(() => worker.stop());
     const dir = tempDir();
-    const started = Date.now();
+    const runAt = Date.now();
     const res = await cli('run', '-c', config(dir, fixture));
     expect(res.code, res.stderr).toBe(0);
-    const inv = startedInvocationId(res.stdout);
+    const inv = started(res.stdout);
 
     const name = await runningHarness(inv);
-    const firstRequestMs = await waitFor('the first request', async () => (fixture.totalRequests() > 0 ? Date.now() - started : undefined));
+    const firstRequestMs = await waitFor('the first request', async () => (fixture.totalRequests() > 0 ? Date.now() - runAt : undefined));
     const inspected = await runtime.inspect(name);
-    expect(inspected?.Config.Image).toBe(harnessImage);
+    expect(inspected?.Config.Image.replace(/^docker\.io\//, '')).toBe(harnessImage); // Podman names it docker.io/…
     expect(inspected?.HostConfig).toMatchObject({ Init: true, NetworkMode: 'host' });
     expect(JSON.stringify(inspected)).not.toContain(API_KEY);
     console.log(`[docker-run] run → first request ${firstRequestMs} ms (container ${name})`);
@@ -155,7 +163,7 @@ describe.skipIf(!docker)('execution.runtime docker, end to end', () => {
     const since = Math.floor(Date.now() / 1000) - 1;
     const res = await cli('run', '-c', config(tempDir(), fixture));
     expect(res.code, res.stderr).toBe(0);
-    const inv = startedInvocationId(res.stdout);
+    const inv = started(res.stdout);
     await runningHarness(inv);
     await fixture.waitForRequests(4); // under way and being watched
     workerA.kill('SIGKILL');
@@ -183,7 +191,7 @@ describe.skipIf(!docker)('execution.runtime docker, end to end', () => {
     cleanups.push(() => worker.stop());
     const res = await cli('run', '-c', config(tempDir(), fixture, { tasks: 2, parallel: true }));
     expect(res.code, res.stderr).toBe(0);
-    const inv = startedInvocationId(res.stdout);
+    const inv = started(res.stdout);
     await waitFor('both harness containers running', async () => ((await runtime.list({ invocationId: inv, role: 'harness' })).filter((c) => c.state === 'running').length === 2 ? true : undefined));
 
     expect((await cli('kill', `${inv}.1`)).code).toBe(0);
@@ -205,7 +213,7 @@ describe.skipIf(!docker)('execution.runtime docker, end to end', () => {
     // 24 MiB is less than the Node runtime of the harness needs: the kernel kills it for real.
     const res = await cli('run', '-c', config(tempDir(), fixture, { execution: '  max_attempts: 1\n  extra_docker_args: --memory 24m' }));
     expect(res.code, res.stderr).toBe(0);
-    const inv = startedInvocationId(res.stdout);
+    const inv = started(res.stdout);
     await client.workflow.getHandle(`evalflow-${inv}`).result().catch(() => undefined);
     const task = (await statusOf(inv)).tasks[0];
     expect(task?.stage).toBe('failed');
