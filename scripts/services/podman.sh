@@ -44,6 +44,8 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 CONF
   rm -f "$SOCK"
+  # From the state dir: conmon leaves files (e.g. `oom`) in the service's working directory.
+  cd "$STATE"
   CONTAINERS_CONF="$STATE/containers.conf" setsid podman --storage-driver vfs --root "$STATE/root" --runroot "$STATE/run" \
     system service --time=0 "unix://$SOCK" >>"$STATE/service.log" 2>&1 </dev/null &
   echo $! >"$STATE/service.pid"
