@@ -56,6 +56,8 @@ export function buildInvocationInput(
         ...(datasetDir ? { dataset_dir: datasetDir } : {}),
       };
       const apiEndpoint = plan.evaluatorConfig.target.api_endpoint;
+      // The task's nemo_evaluator_config wins over the target's own setting.
+      const stream = apiEndpoint.stream ?? endpoint.stream;
       return {
         invocationId: ids.invocationId,
         taskIndex: plan.index,
@@ -79,7 +81,7 @@ export function buildInvocationInput(
               model_id: endpoint.model_id,
               type: plan.endpointType,
               ...(endpoint.api_key_name ? { api_key_name: endpoint.api_key_name } : {}),
-              ...(apiEndpoint.stream != null ? { stream: apiEndpoint.stream } : {}),
+              ...(stream != null ? { stream } : {}),
             },
           },
           metadata: { invocation_id: ids.invocationId, job_id: `${ids.invocationId}.${plan.index}`, task: plan.task.fullName },

@@ -10,6 +10,7 @@
 import { pathToFileURL } from 'node:url';
 import { WorkflowFailedError } from '@temporalio/client';
 import { connectClient } from '../common/temporal.js';
+import { runWarnings } from '../config/inert-keys.js';
 import { loadRunConfig } from '../config/load.js';
 import { planTasks } from '../config/plan.js';
 import type { InvocationResult } from '../workflows/invocation.js';
@@ -18,8 +19,10 @@ import { startInvocation } from './start-invocation.js';
 
 export async function startEvaluation(configPath: string, overrides: string[] = []): Promise<InvocationResult> {
   const config = loadRunConfig({ configPath, overrides });
+  const plans = planTasks(config);
+  for (const warning of runWarnings(config, plans)) process.stderr.write(`warning: ${warning}\n`);
   const invocationId = newInvocationId();
-  const input = buildInvocationInput(config, planTasks(config), { invocationId, now: new Date() });
+  const input = buildInvocationInput(config, plans, { invocationId, now: new Date() });
   assertRunnable(config, input);
   const client = await connectClient();
   try {

@@ -6,6 +6,7 @@ import { stringify } from 'yaml';
 import { writeYamlAtomic } from '../../common/files.js';
 import { connectClient, ensureSearchAttributes, temporalTarget, workerIsPolling } from '../../common/temporal.js';
 import { redactEnvRef, redactSecrets } from '../../config/env.js';
+import { runWarnings } from '../../config/inert-keys.js';
 import { loadRunConfig, type LoadOptions } from '../../config/load.js';
 import { planTasks, type TaskPlan } from '../../config/plan.js';
 import type { RunConfig } from '../../config/schema.js';
@@ -27,7 +28,7 @@ export interface RunOptions extends LoadOptions {
 export async function runCommand(opts: RunOptions, io: Output, connect: () => Promise<Client> = connectClient): Promise<number> {
   const cfg = loadRunConfig(opts);
   const plans = planTasks(cfg);
-  for (const warning of plans.flatMap((p) => p.warnings)) io.err(`warning: ${warning}\n`);
+  for (const warning of runWarnings(cfg, plans)) io.err(`warning: ${warning}\n`);
   const invocationId = newInvocationId();
   const input = buildInvocationInput(cfg, plans, { invocationId, now: new Date() });
 

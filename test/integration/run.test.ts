@@ -67,6 +67,7 @@ target:
     model_id: fixture-model
     type: chat
 evaluation:
+  pre_cmd: echo accepted for upstream's sake, ignored by the process runtime
   nemo_evaluator_config:
     config:
       params:
@@ -89,6 +90,8 @@ evaluation:
     );
     const res = await cli('run', '-c', config, '--wait');
     expect(res.stderr).not.toContain('error');
+    // A key without effect runs, with a warning naming it.
+    expect(res.stderr).toContain('warning: evaluation.pre_cmd: has no effect with execution.runtime=process');
     expect(res.code, res.stdout + res.stderr).toBe(0);
     const inv = startedInvocationId(res.stdout);
     expect(res.stdout).toMatch(/evalflow\.gsm8k\s+SUCCESS\s+gsm8k_accuracy\s+0\.7000/);

@@ -171,6 +171,15 @@ describe('buildInvocationInput', () => {
     expect(() => assertRunnable(loaded, input)).not.toThrow();
   });
 
+  it('streams when the target asks to, unless the task says otherwise', () => {
+    const streamOf = (cfg: ReturnType<typeof config>) => build(cfg).tasks.map((t) => (t.runConfig.target as { api_endpoint: { stream?: boolean } }).api_endpoint.stream);
+    const cfg = config({ taskParams: {} });
+    cfg.target.api_endpoint = { ...cfg.target.api_endpoint, stream: true } as typeof cfg.target.api_endpoint;
+    expect(streamOf(cfg)).toEqual([true, true]);
+    (cfg.evaluation.tasks[1] as Record<string, unknown>).nemo_evaluator_config = { target: { api_endpoint: { stream: false } } };
+    expect(streamOf(cfg)).toEqual([true, false]);
+  });
+
   it('assertRunnable refuses upstream harness containers (not runnable yet), naming the task', () => {
     const loaded = load({ ...config({ runtime: 'docker' }), evaluation: { tasks: [{ name: 'evalflow.gsm8k' }, { name: 'simple_evals.mmlu' }] } });
     let caught: unknown;
