@@ -1,30 +1,28 @@
 /**
  * Keys the schema accepts (upstream's, so that upstream configs load) that have no effect in a given run.
- * Each one set gets a warning naming it, printed by `run` and `--dry-run`: every accepted key has an
- * effect or a warning. Keys that act under some executors only are listed in ACTS_UNDER; an executor that
- * implements one adds its kind there, and the warning disappears where the key acts.
+ * Each one set gets a warning naming it, printed by `run`, `--dry-run` and the client script: every
+ * accepted key has an effect or a warning. Keys that act under some runtimes only are listed in ACTS_UNDER;
+ * an executor that implements one adds its runtime there, and the warning disappears where the key acts.
  */
 import { parseDockerArgs } from '../backends/local/docker/args.js';
-import type { ExecutorKind } from '../core/executor.js';
 import type { TaskPlan } from './plan.js';
 import type { NemoEvaluatorConfig, RunConfig, TaskConfig } from './schema.js';
 import { child } from './tree.js';
 
-/** Executor kinds that act on each runtime-dependent key (an empty list: no executor yet). */
+/** Where a run's harness runs: `execution.type` and its runtime (the plans' backend label). */
+export type Runtime = 'local/process' | 'local/docker' | 'slurm/pyxis' | 'slurm/none';
+
+/** The runtimes that act on each runtime-dependent key (an empty list: none yet). */
 export const ACTS_UNDER = {
-  'execution.extra_docker_args': ['docker'],
-  'execution.mounts.evaluation': ['docker'],
-  /** Upstream mounts these into deployment and auxiliary containers; evalflow has no deployments yet. */
-  'execution.mounts.deployment': [],
-  'execution.mounts.auxiliary': [],
-  /** Upstream's Slurm key (pyxis `--no-container-mount-home`). */
-  'execution.mounts.mount_home': [],
-  /** Shell commands run in the harness container before / after the evaluation (upstream: needs NEMO_EVALUATOR_TRUST_PRE_CMD=1). */
+  'execution.extra_docker_args': ['local/docker'],
+  'execution.mounts.evaluation': ['local/docker', 'slurm/pyxis'],
+  'execution.mounts.mount_home': ['slurm/pyxis'],
+  /** Where a task's dataset_dir appears inside its container. */
+  dataset_mount_path: ['local/docker', 'slurm/pyxis'],
+  /** Shell commands run with the harness before / after the evaluation (upstream: needs NEMO_EVALUATOR_TRUST_PRE_CMD=1). */
   pre_cmd: [],
   post_cmd: [],
-  /** Where a task's dataset_dir appears inside its container. */
-  dataset_mount_path: ['docker'],
-} as const satisfies Record<string, readonly ExecutorKind[]>;
+} as const satisfies Record<string, readonly Runtime[]>;
 type RuntimeKey = keyof typeof ACTS_UNDER;
 
 /** `export.*` options this version does not implement (exporters other than local, and these local ones). */
@@ -32,11 +30,12 @@ const EXPORT_OPTIONS_NOT_SUPPORTED = ['local.copy_logs', 'local.copy_artifacts',
 /** `export.local` options that act only when the run exports to local itself. */
 const EXPORT_LOCAL_AUTO_OPTIONS = ['local.output_dir', 'local.format', 'local.output_filename'];
 
-/** The executor a run's jobs use: for local execution, its runtime. */
-export function executorKind(cfg: RunConfig): ExecutorKind {
+export function runtimeOf(cfg: RunConfig): Runtime {
   switch (cfg.execution.type) {
     case 'local':
-      return cfg.execution.runtime;
+      return `local/${cfg.execution.runtime}`;
+    case 'slurm':
+      return `slurm/${cfg.execution.runtime}`;
   }
 }
 
@@ -46,26 +45,40 @@ export function runWarnings(cfg: RunConfig, plans: readonly TaskPlan[]): string[
 }
 
 export function inertKeyWarnings(cfg: RunConfig, plans: readonly TaskPlan[]): string[] {
-  const kind = executorKind(cfg);
+  const runtime = runtimeOf(cfg);
+  const [type, runtimeName] = runtime.split('/');
   const warnings: string[] = [];
   const runtimeKey = (key: RuntimeKey, path: string, value: unknown) => {
-    if (isSet(value) && !(ACTS_UNDER[key] as readonly string[]).includes(kind)) {
-      warnings.push(`${path}: has no effect with execution.runtime=${kind} (not supported there yet); it is ignored`);
-    }
+    const actsUnder: readonly Runtime[] = ACTS_UNDER[key];
+    if (!isSet(value) || actsUnder.includes(runtime)) return;
+    const setting = type === 'local' ? `execution.runtime=${runtimeName}` : `execution.type=${type}, execution.runtime=${runtimeName}`;
+    warnings.push(actsUnder.length ? `${path}: ignored with ${setting} (it acts with: ${actsUnder.join(', ')})` : `${path}: ignored: not supported yet`);
   };
   const { execution, evaluation } = cfg;
+  const noDeployment = cfg.deployment.type === 'none';
 
-  runtimeKey('execution.extra_docker_args', 'execution.extra_docker_args', execution.extra_docker_args);
-  // Flags docker accepts but evalflow's containers already imply (--rm, --init, -p, --network host).
-  if (kind === 'docker') warnings.push(...parseDockerArgs(execution.extra_docker_args).warnings.map((w) => `${w}; it is ignored`));
-  for (const mount of ['evaluation', 'deployment', 'auxiliary', 'mount_home'] as const) {
-    runtimeKey(`execution.mounts.${mount}`, `execution.mounts.${mount}`, execution.mounts?.[mount]);
+  runtimeKey('execution.mounts.evaluation', 'execution.mounts.evaluation', execution.mounts?.evaluation);
+  // Slurm's default (true) is not a choice the user made.
+  runtimeKey('execution.mounts.mount_home', 'execution.mounts.mount_home', execution.type === 'slurm' && execution.mounts.mount_home ? undefined : execution.mounts?.mount_home);
+  for (const key of ['deployment', 'auxiliary'] as const) {
+    if (noDeployment && isSet(execution.mounts?.[key])) warnings.push(`execution.mounts.${key}: ignored: the config has no deployment`);
   }
-  if (execution.mode === 'sequential' && isSet(execution.max_parallel_tasks)) {
-    warnings.push('execution.max_parallel_tasks: has no effect with execution.mode=sequential (tasks run one at a time); it is ignored');
+  if (execution.type === 'local') {
+    runtimeKey('execution.extra_docker_args', 'execution.extra_docker_args', execution.extra_docker_args);
+    // Flags docker accepts but evalflow's containers already imply (--rm, --init, -p, --network host).
+    if (execution.runtime === 'docker') warnings.push(...parseDockerArgs(execution.extra_docker_args).warnings);
+    if (execution.mode === 'sequential' && isSet(execution.max_parallel_tasks)) {
+      warnings.push('execution.max_parallel_tasks: ignored with execution.mode=sequential (tasks run one at a time)');
+    }
+  } else {
+    if (isSet(execution.cpu_partition)) warnings.push('execution.cpu_partition: ignored: evalflow exports from the worker, not as a CPU Slurm job');
+    if (noDeployment && isSet(execution.deployment?.n_tasks)) warnings.push('execution.deployment.n_tasks: ignored: the config has no deployment');
+    if (execution.runtime === 'pyxis' && execution.harness_command.join(' ') !== 'evalflow harness') {
+      warnings.push('execution.harness_command: ignored with execution.runtime=pyxis (the task image runs its own harness)');
+    }
   }
   if (isSet(cfg.target.api_endpoint.adapter_config)) {
-    warnings.push('target.api_endpoint.adapter_config: has no effect: interceptors are set per task in nemo_evaluator_config.target.api_endpoint.adapter_config; it is ignored');
+    warnings.push('target.api_endpoint.adapter_config: ignored: interceptors are set per task in nemo_evaluator_config.target.api_endpoint.adapter_config');
   }
 
   runtimeKey('pre_cmd', 'evaluation.pre_cmd', evaluation.pre_cmd);
@@ -82,12 +95,12 @@ export function inertKeyWarnings(cfg: RunConfig, plans: readonly TaskPlan[]): st
   }
 
   for (const option of EXPORT_OPTIONS_NOT_SUPPORTED) {
-    if (isSet(valueAt(cfg.export, option))) warnings.push(`export.${option}: not supported yet (evalflow exports to local json/csv only); it is ignored`);
+    if (isSet(valueAt(cfg.export, option))) warnings.push(`export.${option}: ignored: not supported yet (evalflow exports to local json/csv only)`);
   }
   if (!(execution.auto_export?.destinations ?? []).includes('local')) {
     for (const option of EXPORT_LOCAL_AUTO_OPTIONS) {
       if (isSet(valueAt(cfg.export, option))) {
-        warnings.push(`export.${option}: has no effect unless execution.auto_export.destinations includes local (\`evalflow export\` takes its own flags); it is ignored`);
+        warnings.push(`export.${option}: ignored unless execution.auto_export.destinations includes local (\`evalflow export\` takes its own flags)`);
       }
     }
   }
@@ -97,13 +110,13 @@ export function inertKeyWarnings(cfg: RunConfig, plans: readonly TaskPlan[]): st
 /** Keys of a nemo_evaluator_config section that its tasks ignore: built-in tasks, container tasks or both. */
 function evaluatorConfigWarnings(at: string, section: NemoEvaluatorConfig | undefined, forBuiltin: boolean, forContainer: boolean): string[] {
   const warnings: string[] = [];
-  if (isSet(section?.config?.type)) warnings.push(`${at}.config.type: has no effect: the task name sets it, as upstream's launcher does; it is ignored`);
+  if (isSet(section?.config?.type)) warnings.push(`${at}.config.type: ignored: the task name sets it, as upstream's launcher does`);
   if (forBuiltin && isSet(section?.config?.params?.task)) {
-    warnings.push(`${at}.config.params.task: has no effect on evalflow's built-in tasks (they have no variants by that name); it is ignored`);
+    warnings.push(`${at}.config.params.task: ignored by evalflow's built-in tasks (they have no variants by that name)`);
   }
   if (isSet(section?.target?.api_endpoint?.adapter_config)) {
-    const who = [forBuiltin ? 'the built-in harness has no interceptors' : '', forContainer ? 'upstream containers do not get it from this version yet' : ''].filter(Boolean).join('; ');
-    warnings.push(`${at}.target.api_endpoint.adapter_config: has no effect (${who}); it is ignored`);
+    const why = [forBuiltin ? 'the built-in harness has no interceptors' : '', forContainer ? 'upstream containers do not get it from this version yet' : ''].filter(Boolean).join('; ');
+    warnings.push(`${at}.target.api_endpoint.adapter_config: ignored: ${why}`);
   }
   return warnings;
 }

@@ -37,25 +37,7 @@ export function planTasks(cfg: RunConfig): TaskPlan[] {
   const problems = new ConfigProblems();
   const plans = indices.flatMap((index) => problems.check(() => [planTask(cfg, index)]) ?? []);
   problems.throwIfAny();
-  plans[0]?.warnings.unshift(...executionWarnings(cfg));
   return plans;
-}
-
-/** Accepted execution keys that have no effect in this configuration (said once, not per task). */
-function executionWarnings(cfg: RunConfig): string[] {
-  const e = cfg.execution;
-  if (e.type !== 'slurm') return [];
-  const warnings: string[] = [];
-  if (e.cpu_partition) warnings.push('execution.cpu_partition: ignored: evalflow exports from the worker, not as a CPU Slurm job');
-  const deploymentOnly: [string, boolean][] = [
-    ['execution.mounts.deployment', Object.keys(e.mounts.deployment ?? {}).length > 0],
-    ['execution.mounts.auxiliary', Object.keys(e.mounts.auxiliary ?? {}).length > 0],
-    ['execution.deployment.n_tasks', e.deployment?.n_tasks !== undefined],
-  ];
-  for (const [key, set] of deploymentOnly) if (set && cfg.deployment.type === 'none') warnings.push(`${key}: ignored: the config has no deployment`);
-  if (e.runtime === 'none' && Object.keys(e.mounts.evaluation ?? {}).length > 0) warnings.push('execution.mounts.evaluation: ignored with runtime none (no container to mount into)');
-  if (e.runtime === 'pyxis' && e.harness_command.join(' ') !== 'evalflow harness') warnings.push('execution.harness_command: ignored with runtime pyxis (the task image runs its own harness)');
-  return warnings;
 }
 
 function planTask(cfg: RunConfig, index: number): TaskPlan {

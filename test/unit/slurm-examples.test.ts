@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { main } from '../../client/cli.js';
 import { packageRoot } from '../../common/paths.js';
 import { loadRunConfig } from '../../config/load.js';
+import { runWarnings } from '../../config/inert-keys.js';
 import { planTasks } from '../../config/plan.js';
 
 const REQUIRED = ['execution.hostname=login.example', 'execution.account=acct', 'execution.output_dir=/lustre/me/evalflow', 'execution.username=me'];
@@ -28,10 +29,10 @@ describe('Slurm keys without effect', () => {
       overrides: [...REQUIRED, 'execution.cpu_partition=cpu', '++execution.mounts.evaluation={/a: /b}'],
       env: {},
     });
-    const warnings = planTasks(cfg).flatMap((p) => p.warnings);
+    const warnings = runWarnings(cfg, planTasks(cfg));
     expect(warnings).toEqual([
+      'execution.mounts.evaluation: ignored with execution.type=slurm, execution.runtime=none (it acts with: local/docker, slurm/pyxis)',
       'execution.cpu_partition: ignored: evalflow exports from the worker, not as a CPU Slurm job',
-      'execution.mounts.evaluation: ignored with runtime none (no container to mount into)',
     ]);
   });
 });
