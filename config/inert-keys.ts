@@ -25,8 +25,17 @@ export const ACTS_UNDER = {
 } as const satisfies Record<string, readonly Runtime[]>;
 type RuntimeKey = keyof typeof ACTS_UNDER;
 
-/** `export.*` options this version does not implement (exporters other than local, and these local ones). */
-const EXPORT_OPTIONS_NOT_SUPPORTED = ['local.copy_logs', 'local.copy_artifacts', 'local.only_required', 'local.log_metrics', 'mlflow', 'wandb', 'gsheets', 'env_vars'];
+/** `export.*` settings a run ignores, and why (auto-export reads export.local's file settings only). */
+const EXPORT_SETTINGS_IGNORED: Record<string, string> = {
+  'local.copy_logs': 'auto-export does not read it (pass --copy-logs to `evalflow export`)',
+  'local.copy_artifacts': 'auto-export does not read it (pass --copy-artifacts to `evalflow export`)',
+  'local.only_required': 'auto-export does not read it (pass --only-required to `evalflow export`)',
+  'local.log_metrics': 'auto-export does not read it (pass --log-metrics to `evalflow export`)',
+  mlflow: 'auto-export supports local only (use `evalflow export --dest mlflow -o export.mlflow.<key>=...`)',
+  wandb: 'W&B export is not supported',
+  gsheets: 'Google Sheets export is not supported',
+  env_vars: 'no exporter reads env vars',
+};
 /** `export.local` options that act only when the run exports to local itself. */
 const EXPORT_LOCAL_AUTO_OPTIONS = ['local.output_dir', 'local.format', 'local.output_filename'];
 
@@ -94,8 +103,8 @@ export function inertKeyWarnings(cfg: RunConfig, plans: readonly TaskPlan[]): st
     warnings.push(...evaluatorConfigWarnings(`${at}.nemo_evaluator_config`, spec?.nemo_evaluator_config, plan.task.builtin, !plan.task.builtin));
   }
 
-  for (const option of EXPORT_OPTIONS_NOT_SUPPORTED) {
-    if (isSet(valueAt(cfg.export, option))) warnings.push(`export.${option}: ignored: not supported yet (evalflow exports to local json/csv only)`);
+  for (const [option, why] of Object.entries(EXPORT_SETTINGS_IGNORED)) {
+    if (isSet(valueAt(cfg.export, option))) warnings.push(`export.${option}: ignored: ${why}`);
   }
   if (!(execution.auto_export?.destinations ?? []).includes('local')) {
     for (const option of EXPORT_LOCAL_AUTO_OPTIONS) {
