@@ -21,6 +21,15 @@ export default tseslint.config(
     },
   },
   {
+    // The build (tsconfig.build.json) compiles no test code: what ships, the scripts and the benches never
+    // import from test/ (the fixture endpoint and freePort live in common/ for that reason).
+    files: ['**/*.ts'],
+    ignores: ['test/**', 'vitest.config.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/test/**'], message: 'Only tests import from test/; move shared helpers to common/.' }] }],
+    },
+  },
+  {
     // Workflow code runs in Temporal's deterministic sandbox: no Node built-ins, no I/O modules.
     // Activities may only be imported as types (consistent-type-imports + this rule).
     files: ['workflows/**/*.ts'],

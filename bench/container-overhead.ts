@@ -20,7 +20,7 @@ import type { Executor, LaunchSpec } from '../backends/types.js';
 import { packageRoot } from '../common/paths.js';
 import { launchName } from '../core/ids.js';
 import { ensureLocalImage } from '../docker/images.js';
-import { startFixtureServer } from '../test/support/fixture-server.js';
+import { startFixtureServer } from '../common/fixture-endpoint.js';
 
 const DATASETS = resolve(packageRoot(), '..', 'shared', 'datasets');
 

@@ -21,7 +21,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import type { ExecutorHandle } from '../core/executor.js';
 import type { PollResult } from '../core/outcome.js';
 import { startDevServer } from '../scripts/temporal-dev-server.js';
-import { freePort } from '../test/support/ports.js';
+import { freePort } from '../common/ports.js';
 import { workflowCodeOptions } from '../worker/workers.js';
 import { watchCheckpointSeconds } from '../workflows/watch-policy.js';
 import type { EvaluationInput, InvocationInput } from '../workflows/types.js';

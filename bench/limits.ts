@@ -25,7 +25,7 @@ import { MAX_SCORED_CHARS } from '../harness/engine.js';
 import { extractByRegex } from '../harness/tasks/custom.js';
 import { extractGsm8kAnswer } from '../harness/tasks/gsm8k.js';
 import { extractMmluAnswer } from '../harness/tasks/mmlu.js';
-import { defaultAnswer, startFixtureServer } from '../test/support/fixture-server.js';
+import { defaultAnswer, startFixtureServer } from '../common/fixture-endpoint.js';
 
 const SECTIONS = ['memory', 'scoring'] as const;
 

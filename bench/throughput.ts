@@ -41,7 +41,7 @@ import { packageRoot } from '../common/paths.js';
 import { requestKey } from '../harness/cache.js';
 import { buildRequestBody } from '../harness/client.js';
 import { custom } from '../harness/tasks/custom.js';
-import { defaultAnswer, FIXTURE_MODEL, startFixtureServer } from '../test/support/fixture-server.js';
+import { defaultAnswer, FIXTURE_MODEL, startFixtureServer } from '../common/fixture-endpoint.js';
 
 // ------------------------------------------------------------------------------------------ constants
 

@@ -17,7 +17,7 @@ import type { ContainerIdentity } from '../../backends/local/docker/names.js';
 import type { ContainerSpec } from '../../backends/local/docker/spec.js';
 import { writeEnvFile } from '../../common/env-file.js';
 import { ensureLocalImage } from '../../docker/images.js';
-import { answerFromTable, startFixtureServer } from '../support/fixture-server.js';
+import { answerFromTable, startFixtureServer } from '../../common/fixture-endpoint.js';
 import { testDocker } from '../support/docker.js';
 import { DATASETS, gsm8kHead, readYaml, tempDir } from '../support/run-helpers.js';
 

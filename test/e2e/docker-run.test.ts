@@ -15,7 +15,7 @@ import { LABEL } from '../../backends/local/docker/names.js';
 import { ensureLocalImage } from '../../docker/images.js';
 import type { InvocationStatus } from '../../workflows/types.js';
 import { testDocker } from '../support/docker.js';
-import { answerFromTable, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { answerFromTable, startFixtureServer, type FixtureServer } from '../../common/fixture-endpoint.js';
 import { cli, DATASETS, gsm8kHead, readYaml, startedInvocationId, tempDir, writeConfig } from '../support/run-helpers.js';
 import { spawnWorkerProcess, startWorker, testClient, testTarget, type RunningWorker } from '../support/temporal.js';
 

@@ -14,7 +14,7 @@ import { closeSshSessions, sshSession, type SshSession } from '../../backends/sl
 import { classifyJob, type PollReading } from '../../backends/slurm/states.js';
 import { shellQuote } from '../../common/shell.js';
 import { SlurmExecutionSchema } from '../../config/schema.js';
-import { freePort } from '../support/ports.js';
+import { freePort } from '../../common/ports.js';
 import { labUp, slurmLab, slurmSuitesEnabled, type SlurmLab } from '../support/slurm-lab.js';
 
 /** Metacharacters in paths, names, flags and env values: each must arrive as data, none may run. */

@@ -15,7 +15,7 @@ import { closeSshSessions, sshSession, type SshSession } from '../../backends/sl
 import { distPath } from '../../common/paths.js';
 import { shellQuote } from '../../common/shell.js';
 import type { InvocationStatus } from '../../workflows/types.js';
-import { answerFromTable, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { answerFromTable, startFixtureServer, type FixtureServer } from '../../common/fixture-endpoint.js';
 import { cli, DATASETS, gsm8kHead, readYaml, startedInvocationId, tempDir, writeConfig } from '../support/run-helpers.js';
 import { labUp, PrivateSshd, slurmLab, slurmSuitesEnabled, type SlurmLab } from '../support/slurm-lab.js';
 import { spawnWorkerProcess, startWorker, testClient, testTarget, type RunningWorker } from '../support/temporal.js';

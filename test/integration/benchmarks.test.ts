@@ -10,7 +10,7 @@ import { limitSamples } from '../../harness/engine.js';
 import { getBuiltinTask } from '../../harness/tasks/index.js';
 import type { TaskSample } from '../../harness/tasks/types.js';
 import type { InvocationStatus } from '../../workflows/types.js';
-import { startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { startFixtureServer, type FixtureServer } from '../../common/fixture-endpoint.js';
 import { cli, DATASETS, readYaml, startedInvocationId, tempDir, writeConfig } from '../support/run-helpers.js';
 import { startWorker, testClient, testTarget, type RunningWorker } from '../support/temporal.js';
 

@@ -16,8 +16,8 @@ import { CODEC_KEY_FILE_ENV } from '../../common/codec.js';
 import { distPath } from '../../common/paths.js';
 import { connectClient } from '../../common/temporal.js';
 import { findTemporalCli, startDevServer } from '../../scripts/temporal-dev-server.js';
-import { answerFromTable, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
-import { freePort } from '../support/ports.js';
+import { answerFromTable, startFixtureServer, type FixtureServer } from '../../common/fixture-endpoint.js';
+import { freePort } from '../../common/ports.js';
 import { cli, DATASETS, gsm8kHead, startedInvocationId, tempDir, writeConfig } from '../support/run-helpers.js';
 import { spawnEvalflow, testClient, testTarget, type SpawnedEvalflow } from '../support/temporal.js';
 

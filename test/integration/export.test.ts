@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMlflowServer, type MlflowServer } from '../../scripts/mlflow-server.js';
-import { answerFromTable, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
-import { freePort } from '../support/ports.js';
+import { answerFromTable, startFixtureServer, type FixtureServer } from '../../common/fixture-endpoint.js';
+import { freePort } from '../../common/ports.js';
 import { cli, DATASETS, gsm8kHead, startedInvocationId, tempDir, writeConfig } from '../support/run-helpers.js';
 import { startWorker, testTarget, type RunningWorker } from '../support/temporal.js';
 

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { evaluate, EvaluationFailedError } from '../../harness/evaluate.js';
 import { PROBE_PROMPT } from '../../harness/client.js';
 import { runEvaluation } from '../../harness/engine.js';
-import { answerFromTable, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { answerFromTable, startFixtureServer, type FixtureServer } from '../../common/fixture-endpoint.js';
 import { DATASETS, gsm8kHead, tempDir } from '../support/run-helpers.js';
 
 const N = 6;

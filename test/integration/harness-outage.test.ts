@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import { PROBE_PROMPT } from '../../harness/client.js';
 import { readResultsFile } from '../../harness/results-schema.js';
 import { parseStageExit, parseStageFailure } from '../../core/harness-contract.js';
-import { answerFromTable, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { answerFromTable, startFixtureServer, type FixtureServer } from '../../common/fixture-endpoint.js';
 import { DATASETS, gsm8kHead, runHarnessProcess, tempDir } from '../support/run-helpers.js';
 
 const N = 200;

@@ -12,7 +12,7 @@ import { stringify } from 'yaml';
 import { distPath } from '../../common/paths.js';
 import { EXIT } from '../../harness/cli.js';
 import { parseStageExit, parseStageFailure, type StageFailure } from '../../core/harness-contract.js';
-import { startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { startFixtureServer, type FixtureServer } from '../../common/fixture-endpoint.js';
 import { DATASETS, runHarnessProcess, tempDir } from '../support/run-helpers.js';
 
 const N = 200;

@@ -5,7 +5,7 @@
  */
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answerFromTable, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { answerFromTable, startFixtureServer, type FixtureServer } from '../../common/fixture-endpoint.js';
 import { cli, DATASETS, gsm8kHead, startedInvocationId, tempDir, writeConfig } from '../support/run-helpers.js';
 import { startWorker, testClient, testTarget, type RunningWorker } from '../support/temporal.js';
 import type { InvocationStatus } from '../../workflows/types.js';

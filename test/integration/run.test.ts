@@ -9,7 +9,7 @@ import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getBuiltinTask } from '../../harness/tasks/index.js';
 import { limitSamples } from '../../harness/engine.js';
-import { startFixtureServer, answerFromTable, type FixtureServer } from '../support/fixture-server.js';
+import { startFixtureServer, answerFromTable, type FixtureServer } from '../../common/fixture-endpoint.js';
 import { cli, DATASETS, gsm8kHead, readYaml, startedInvocationId, tempDir, writeConfig } from '../support/run-helpers.js';
 import { startWorker, testClient, testTarget, type RunningWorker } from '../support/temporal.js';
 import type { InvocationStatus } from '../../workflows/types.js';

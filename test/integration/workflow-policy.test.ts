@@ -12,7 +12,7 @@ import type { ExecutorHandle } from '../../core/executor.js';
 import type { PollResult } from '../../core/outcome.js';
 import { workflowCodeOptions } from '../../worker/workers.js';
 import type { EvaluationInput, InvocationInput } from '../../workflows/types.js';
-import { answerFromTable, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { answerFromTable, startFixtureServer, type FixtureServer } from '../../common/fixture-endpoint.js';
 import { cli, DATASETS, gsm8kHead, tempDir, writeConfig } from '../support/run-helpers.js';
 import { startWorker, testClient, testTarget, type RunningWorker } from '../support/temporal.js';
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { distPath } from '../../common/paths.js';
 import { startDevServer, type DevServer } from '../../scripts/temporal-dev-server.js';
-import { freePort } from './ports.js';
+import { freePort } from '../../common/ports.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

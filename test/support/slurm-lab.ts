@@ -9,7 +9,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { packageRoot } from '../../common/paths.js';
-import { freePort } from './ports.js';
+import { freePort } from '../../common/ports.js';
 
 const FACTS_FILE = join(process.env.EVALFLOW_SLURM_DIR ?? '/tmp/evalflow-slurm', 'connection.json');
 

@@ -11,7 +11,7 @@ import {
   type FixtureServerOptions,
   requestKey,
   startFixtureServer,
-} from '../support/fixture-server.js';
+} from '../../common/fixture-endpoint.js';
 
 interface Reply {
   status: number;
@@ -351,6 +351,26 @@ describe('fixture server: counters, latency, robustness', () => {
     await Promise.all(replies);
     expect(server.answeredCounts().size).toBe(3);
     await server.waitForRequests(1); // already reached
+  });
+
+  it('counts TCP connections: a keep-alive pool reuses its sockets, a client without keep-alive opens one per request', async () => {
+    const server = await serve();
+    const pool = new Pool(server.url, { connections: 2 });
+    const body = JSON.stringify(chatBody('kept alive'));
+    for (let i = 0; i < 6; i++) {
+      const res = await pool.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body });
+      await res.body.text();
+    }
+    await pool.close();
+    expect(server.totalRequests()).toBe(6);
+    const pooled = server.totalConnections();
+    expect(pooled).toBeGreaterThanOrEqual(1);
+    expect(pooled).toBeLessThanOrEqual(2);
+    for (let i = 0; i < 3; i++) {
+      const res = await request(`${server.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, reset: true });
+      await res.body.text();
+    }
+    expect(server.totalConnections()).toBe(pooled + 3);
   });
 
   it('applies and changes latency', async () => {

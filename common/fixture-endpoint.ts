@@ -14,7 +14,7 @@
  *   is computed only for records, for requests that match a fault, and in `answeredCounts()`
  *   (answered requests are tallied by raw body until then).
  *
- * Standalone (benchmarks): `node dist/test/support/fixture-server.js --port 0 [--latency-ms 50]
+ * Standalone (benchmarks): `node dist/common/fixture-endpoint.js --port 0 [--latency-ms 50]
  * [--host 127.0.0.1] [--record] [--answers table.json]` prints `listening <url>` on stdout and
  * stops on SIGINT/SIGTERM.
  */
@@ -24,7 +24,7 @@ import http from 'node:http';
 import { type AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { canonicalJson } from '../../common/canonical-json.js';
+import { canonicalJson } from './canonical-json.js';
 
 export { canonicalJson };
 
@@ -71,6 +71,8 @@ export interface FixtureServer {
   answeredCounts(): Map<string, number>;
   /** Completion requests received (chat + completions, bad bodies included). */
   totalRequests(): number;
+  /** TCP connections accepted so far (a keep-alive client opens at most one per concurrent request). */
+  totalConnections(): number;
   setLatency(ms: number): void;
   /**
    * Adds a fault after the existing ones. Each fault counts the attempts of every request key that
@@ -499,6 +501,9 @@ export async function startFixtureServer(opts: FixtureServerOptions = {}): Promi
     else sendPlain(res, 404, errorBody(404, `No route GET ${path}.`));
   });
 
+  let connections = 0;
+  server.on('connection', () => connections++);
+
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
@@ -526,6 +531,7 @@ export async function startFixtureServer(opts: FixtureServerOptions = {}): Promi
       return out;
     },
     totalRequests: () => total,
+    totalConnections: () => connections,
     setLatency(ms: number): void {
       latencyMs = latencyOf(ms);
     },
