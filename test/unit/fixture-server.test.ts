@@ -421,38 +421,4 @@ describe('fixture server: counters, latency, robustness', () => {
     expect((await chat(server, 'after')).status).toBe(200);
     expect(server.totalRequests()).toBe(1);
   });
-
-  it('throughput sanity: 20k requests through an undici Pool (printed, not asserted)', async () => {
-    const server = await serve({ record: false });
-    const pool = new Pool(server.url, { connections: 64, pipelining: 1 });
-    const bodies = Array.from({ length: 1_000 }, (_, i) => JSON.stringify(chatBody(`Question ${i}: Natalia sold clips to 48 of her friends in April, and then she sold half as many clips to her friends in May. How many clips did Natalia sell altogether in April and May?`, { max_tokens: 256 })));
-    const run = async (n: number): Promise<number> => {
-      let next = 0;
-      let ok = 0;
-      const worker = async (): Promise<void> => {
-        while (next < n) {
-          const body = bodies[next++ % bodies.length];
-          const res = await pool.request({ path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json' }, body });
-          await res.body.text();
-          if (res.statusCode === 200) ok++;
-        }
-      };
-      await Promise.all(Array.from({ length: 64 }, worker));
-      return ok;
-    };
-    try {
-      await run(2_000); // warm-up
-      const t0 = performance.now();
-      const ok = await run(20_000);
-      const seconds = (performance.now() - t0) / 1000;
-      expect(ok).toBe(20_000);
-      console.log(`fixture server: 20000 requests in ${(seconds * 1000).toFixed(0)} ms = ${Math.round(20_000 / seconds)} req/s (undici Pool, 64 connections, client and server in one process)`);
-    } finally {
-      await pool.close();
-    }
-    let answered = 0;
-    for (const n of server.answeredCounts().values()) answered += n;
-    expect(answered).toBe(22_000);
-    expect(server.answeredCounts().size).toBe(1_000);
-  });
 });
