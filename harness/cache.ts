@@ -28,6 +28,15 @@ export function requestKey(route: string, body: unknown): string {
   return canonicalRequest(route, body).key;
 }
 
+/**
+ * The cache key of generation `generation` of a request: several generations of one prompt (`n_samples`) send the
+ * same body, so each gets its own entry (a resumed run requests only the generations it lacks). Generation 0 keeps
+ * the request's own key, so the single-generation cache is unchanged.
+ */
+export function generationKey(key: string, generation: number): string {
+  return generation === 0 ? key : hash('sha256', `${key}\n#${generation}`, 'hex');
+}
+
 function parseEntry(line: string): { k: string; r: CachedResponse } | undefined {
   try {
     const entry = JSON.parse(line) as { k?: unknown; r?: Partial<CachedResponse> } | null;

@@ -10,15 +10,17 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 import { writeFileAtomic, writeJsonAtomic, writeYamlAtomic } from '../common/files.js';
 import { evalflowVersion } from '../common/paths.js';
-import { canonicalRequest, ResponseCache, type CachedResponse } from './cache.js';
+import { canonicalRequest, generationKey, ResponseCache, type CachedResponse } from './cache.js';
 import { buildRequestBody, EndpointClient, RequestFailedError } from './client.js';
 import { describeIoError, isIoError } from './lines.js';
+import { Semaphore } from './limiter.js';
 import { EndpointOutageError, OutageGate, type OutageStats } from './outage.js';
 import { HarnessRunConfigSchema, type HarnessRunConfig, type ResolvedHarnessRunConfig } from './run-config.js';
 import { OrderedJsonlWriter } from './sample-outputs.js';
 import { RESULTS_FORMAT_VERSION, type ResultsFile, type SampleCounts } from './results-schema.js';
+import { sampleMean } from './tasks/aggregate.js';
 import { DatasetError, getBuiltinTask } from './tasks/index.js';
-import type { EndpointType, ScoredSample, TaskDefinition, TaskParams, TaskSample } from './tasks/types.js';
+import type { EndpointType, Prompt, SampleScore, ScoredSample, TaskDefinition, TaskParams, TaskSample } from './tasks/types.js';
 
 /** Invalid run config, environment or dataset: nothing was sent. */
 export class HarnessConfigError extends Error {
@@ -47,6 +49,9 @@ export { EndpointOutageError };
 /** Default of `endpoint_outage_timeout` when the launcher passes none (its `endpoint_readiness_timeout` default). */
 export const DEFAULT_OUTAGE_TIMEOUT_S = 600;
 
+/** Upper bound of `n_samples` (generations per sample). */
+export const MAX_GENERATIONS = 1000;
+
 /** Keys of `config.params.extra` that belong to the engine, not to the task. */
 const EngineExtraSchema = z.object({
   dataset_dir: z.string().min(1).optional(),
@@ -54,8 +59,10 @@ const EngineExtraSchema = z.object({
   max_error_rate: z.number().min(0).max(1).default(0),
   /** Seconds the endpoint may stay down (sending paused, probing) before the run fails. */
   endpoint_outage_timeout: z.number().positive().default(DEFAULT_OUTAGE_TIMEOUT_S),
+  /** Generations per sample (upstream's name, as bigcode-evaluation-harness takes it): pass@k needs k or more. */
+  n_samples: z.number().int().min(1).max(MAX_GENERATIONS).default(1),
 });
-const ENGINE_EXTRA_KEYS = ['dataset_dir', 'max_error_rate', 'endpoint_outage_timeout'];
+const ENGINE_EXTRA_KEYS = ['dataset_dir', 'max_error_rate', 'endpoint_outage_timeout', 'n_samples'];
 
 /**
  * Scoring looks at the last 64 Ki characters of a generation at most (where final answers are): the answer-extracting
@@ -103,20 +110,91 @@ function storage<T>(doing: string, write: () => T): T {
   }
 }
 
-interface SampleRecord {
-  id: string;
-  sub_query_id: string | null;
-  query: string;
+/** One generation of a sample: its response (none when it failed or was never sent) and its score. */
+interface GenerationResult {
+  response: CachedResponse | undefined;
+  cached: boolean;
+  error: string | null;
+  score: SampleScore | null;
+}
+
+/** A sample whose generations are being requested or scored. */
+interface SampleInFlight {
+  sample: TaskSample;
+  prompt: Prompt;
+  body: Record<string, unknown>;
+  /** The canonical request JSON and its cache key (generation 0's; see generationKey). */
+  json: string;
+  key: string;
+  results: GenerationResult[];
+  /** Generations not settled yet. */
+  left: number;
+  /** A generation was never sent (the error budget was spent): the sample has no record. */
+  notRun: boolean;
+}
+
+/** The per-generation fields of a per-sample record. */
+interface GenerationRecord {
   generation: string | null;
   answer: string | null;
-  ground_truth: string;
   score: number | null;
-  score_name: string;
-  num_prompt_tokens: number;
   num_generated_tokens: number;
   finish_reason: string | null;
   cached: boolean;
   error: string | null;
+}
+
+/**
+ * A line of the per-sample outputs (upstream's fields plus ours). With several generations (`n_samples`), the
+ * top-level generation fields are the first generation's, `score` is the sample's (the mean over its generations),
+ * `num_generated_tokens` the sum, and `generations` holds every generation.
+ */
+interface SampleRecord extends GenerationRecord {
+  id: string;
+  sub_query_id: string | null;
+  query: string;
+  ground_truth: string;
+  score_name: string;
+  num_prompt_tokens: number;
+  generations?: GenerationRecord[];
+}
+
+function generationRecord(r: GenerationResult): GenerationRecord {
+  return {
+    generation: r.response?.text ?? null,
+    answer: r.score?.extracted ?? null,
+    score: r.score?.score ?? null,
+    num_generated_tokens: r.response?.completionTokens ?? 0,
+    finish_reason: r.response?.finishReason ?? null,
+    cached: r.cached,
+    error: r.error,
+  };
+}
+
+function sampleRecord(st: SampleInFlight, error: string | null, scoreName: string, score: number | null): SampleRecord {
+  const first = st.results[0] as GenerationResult;
+  const record: SampleRecord = {
+    id: st.sample.id,
+    sub_query_id: st.sample.subset ?? null,
+    query: promptText(st.prompt),
+    ...generationRecord(first),
+    ground_truth: st.sample.groundTruth,
+    score,
+    score_name: scoreName,
+    num_prompt_tokens: first.response?.promptTokens ?? 0,
+    error,
+  };
+  if (st.results.length > 1) {
+    record.generations = st.results.map(generationRecord);
+    record.num_generated_tokens = record.generations.reduce((sum, g) => sum + g.num_generated_tokens, 0);
+    record.cached = record.generations.every((g) => g.cached);
+  }
+  return record;
+}
+
+/** What aggregation keeps of a score: not the extracted text (for `exact`, the whole answer). */
+function leanScore(score: SampleScore): SampleScore {
+  return score.details ? { score: score.score, extracted: null, details: score.details } : { score: score.score, extracted: null };
 }
 
 export function parseRunConfig(input: unknown): ResolvedHarnessRunConfig {
@@ -229,30 +307,43 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     holdRetries: () => stopSending || !gate.isUp,
   });
   const route = endpointType === 'chat' ? 'chat' : 'completions';
+  const generations = engineExtra.data.n_samples;
   const progress: Progress = { total: samples.length, done: 0, cached: 0, errors: 0 };
   const scored: Array<ScoredSample | undefined> = new Array<ScoredSample | undefined>(samples.length);
   const usage = { prompt_tokens: 0, completion_tokens: 0, retries: 0, requests: 0 };
   const allowedErrors = Math.floor(engineExtra.data.max_error_rate * samples.length);
   const progressWriter = new ProgressWriter(outputDir, progress, opts.onProgress, onWriteError);
+  const scoreName = task.scoreName ?? 'accuracy';
+  /** Samples whose generations are being requested or scored (the window of the outputs writer bounds them). */
+  const inFlight = new Map<number, SampleInFlight>();
+  /** Scoring that runs after its request slot was freed (asynchronous scorers), until it settles. */
+  const scoring = new Set<Promise<void>>();
+  const scoringSlots = task.scoringConcurrency ? new Semaphore(task.scoringConcurrency(taskParams)) : undefined;
 
-  const evaluateOne = async (index: number) => {
-    if (!outputs.hasRoom(index)) await outputs.waitForRoom(index, signal);
-    const sample = samples[index] as TaskSample;
-    const prompt = task.buildPrompt(sample, endpointType, taskParams);
-    const body = buildRequestBody(prompt, endpoint.model_id, params, false);
-    const { json, key } = canonicalRequest(route, body);
+  const sampleInFlight = (index: number): SampleInFlight => {
+    let st = inFlight.get(index);
+    if (!st) {
+      const sample = samples[index] as TaskSample;
+      const prompt = task.buildPrompt(sample, endpointType, taskParams);
+      const body = buildRequestBody(prompt, endpoint.model_id, params, false);
+      st = { sample, prompt, body, ...canonicalRequest(route, body), results: new Array<GenerationResult>(generations), left: generations, notRun: false };
+      inFlight.set(index, st);
+    }
+    return st;
+  };
+
+  /** The response to one generation of a sample: from the cache, else from the endpoint; null: not sent (the error budget is spent). */
+  const requestGeneration = async (st: SampleInFlight, generation: number): Promise<Omit<GenerationResult, 'score'> | null> => {
+    const key = generationKey(st.key, generation);
     let response: CachedResponse | undefined = cache.get(key);
     const cached = response !== undefined;
     let error: string | null = null;
     let resentAfterProbe = false;
     while (!response && error === null) {
-      if (stopSending) {
-        outputs.put(index, null);
-        return;
-      }
+      if (stopSending) return null;
       if (!gate.isUp) await gate.whenUp();
       try {
-        const completion = await client.send(endpoint.stream ? { ...body, stream: true } : json);
+        const completion = await client.send(endpoint.stream ? { ...st.body, stream: true } : st.json);
         usage.requests++;
         usage.retries += completion.retries;
         usage.prompt_tokens += completion.promptTokens;
@@ -281,48 +372,85 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
         error = err.message;
       }
     }
-    const score = response ? task.score(sample, scoredText(response.text), taskParams) : null;
-    // Aggregation needs the score and the task's details, not the extracted text (for `exact`, the whole answer).
-    if (score) scored[index] = { sample, score: { score: score.score, extracted: null, ...(score.details ? { details: score.details } : {}) } };
-    const record: SampleRecord = {
-      id: sample.id,
-      sub_query_id: sample.subset ?? null,
-      query: promptText(prompt),
-      generation: response?.text ?? null,
-      answer: score?.extracted ?? null,
-      ground_truth: sample.groundTruth,
-      score: score?.score ?? null,
-      score_name: 'accuracy',
-      num_prompt_tokens: response?.promptTokens ?? 0,
-      num_generated_tokens: response?.completionTokens ?? 0,
-      finish_reason: response?.finishReason ?? null,
-      cached,
-      error,
-    };
-    outputs.put(index, record);
+    return { response, cached, error };
+  };
+
+  /** A sample whose generations have all settled: its record, its score, the counts. */
+  const finishSample = (index: number, st: SampleInFlight) => {
+    inFlight.delete(index);
+    if (st.notRun) {
+      outputs.put(index, null);
+      return;
+    }
+    const results = st.results;
+    const error = results.find((r) => r.error !== null)?.error ?? null;
+    if (error === null) {
+      // Aggregation needs the scores and the task's details, not the extracted text (for `exact`, the whole answer).
+      scored[index] = { sample: st.sample, generations: results.map(({ score }) => leanScore(score as SampleScore)) };
+    }
+    outputs.put(index, sampleRecord(st, error, scoreName, error === null ? sampleMean(scored[index] as ScoredSample) : null));
     progress.done++;
-    if (cached) progress.cached++;
-    if (error) {
+    if (results.every((r) => r.cached)) progress.cached++;
+    if (error !== null) {
       progress.errors++;
       if (progress.errors > allowedErrors) stopSending = true;
     }
   };
 
+  const settle = (index: number, st: SampleInFlight, generation: number, result: GenerationResult) => {
+    st.results[generation] = result;
+    if (--st.left === 0) finishSample(index, st);
+  };
+
+  /** Scores a generation; an asynchronous scorer runs detached from the request slot (tracked in `scoring`). */
+  const scoreGeneration = (index: number, st: SampleInFlight, generation: number, got: Omit<GenerationResult, 'score'> & { response: CachedResponse }) => {
+    const text = scoredText(got.response.text);
+    const done = (score: SampleScore) => settle(index, st, generation, { ...got, score });
+    const result = scoringSlots
+      ? scoringSlots.run(() => task.score(st.sample, text, taskParams, signal), signal)
+      : task.score(st.sample, text, taskParams, signal);
+    if (!(result instanceof Promise)) {
+      done(result);
+      return;
+    }
+    const tracked: Promise<void> = result.then(done, (err: unknown) => failRun(signal.aborted ? new InterruptedError('interrupted') : (err as Error))).finally(() => scoring.delete(tracked));
+    scoring.add(tracked);
+  };
+
+  /** One unit of work: generation `unit % generations` of sample `unit / generations`. */
+  const evaluateUnit = async (unit: number) => {
+    const index = generations === 1 ? unit : Math.floor(unit / generations);
+    const generation = unit - index * generations;
+    if (!outputs.hasRoom(index)) await outputs.waitForRoom(index, signal);
+    const st = sampleInFlight(index);
+    const got = await requestGeneration(st, generation);
+    if (got === null) {
+      st.notRun = true;
+      settle(index, st, generation, { response: undefined, cached: false, error: null, score: null });
+    } else if (got.response === undefined) {
+      settle(index, st, generation, { ...got, score: null });
+    } else {
+      scoreGeneration(index, st, generation, { ...got, response: got.response });
+    }
+  };
+
   try {
     await runPool(
-      samples.length,
+      samples.length * generations,
       parallelism,
-      async (index) => {
+      async (unit) => {
         try {
-          await evaluateOne(index);
+          await evaluateUnit(unit);
         } catch (err) {
           failRun(err as Error);
           throw err;
         }
       },
       signal,
-      () => stopSending,
+      () => stopSending || fatal !== undefined,
     );
+    while (scoring.size > 0) await Promise.all(scoring);
+    if (fatal) throw fatal;
     progressWriter.stop();
     storage(`closing ${cacheFile}`, () => cache.close());
     storage(`writing ${samplesFile}`, () => outputs.finish());
@@ -540,7 +668,7 @@ interface PreviousMetrics {
   response_stats?: { requests_sent?: number; retries?: number; endpoint_outages?: number; endpoint_outage_seconds?: number };
 }
 
-function promptText(prompt: ReturnType<TaskDefinition['buildPrompt']>): string {
+function promptText(prompt: Prompt): string {
   return prompt.kind === 'chat' ? (prompt.messages[prompt.messages.length - 1]?.content ?? '') : prompt.prompt;
 }
 

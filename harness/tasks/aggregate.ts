@@ -1,6 +1,10 @@
-/** Accuracy-style aggregation shared by the tasks: mean of per-sample scores plus their summary statistics. */
+/**
+ * Aggregation shared by the tasks: mean of per-sample scores plus their summary statistics, and pass@k. A sample's
+ * score is the mean over its generations (`n_samples`; with one generation, that generation's score).
+ */
 import type { GroupResult, Metrics } from '../results-schema.js';
 import { scoreStats } from '../stats.js';
+import { passAtK } from './pass-at-k.js';
 import type { ScoredSample, TaskAggregate } from './types.js';
 
 export type Score = Metrics[string]['scores'][string];
@@ -11,9 +15,34 @@ export function meanScore(values: readonly number[]): Score {
   return { value: stats.mean, stats };
 }
 
-/** `{accuracy: {scores: {accuracy: {value, stats}}}}`: the metrics of a task scored 1/0 per sample. */
+/** A sample's score: the mean of its generations' scores. */
+export function sampleMean(scored: ScoredSample): number {
+  const { generations } = scored;
+  if (generations.length === 1) return (generations[0] as ScoredSample['generations'][number]).score;
+  let sum = 0;
+  for (const g of generations) sum += g.score;
+  return generations.length === 0 ? 0 : sum / generations.length;
+}
+
+/** `{accuracy: {scores: {accuracy: {value, stats}}}}`: the metrics of a task scored 1/0 per generation. */
 export function accuracyMetrics(scored: readonly ScoredSample[]): Metrics {
-  return { accuracy: { scores: { accuracy: meanScore(scored.map((s) => s.score.score)) } } };
+  return { accuracy: { scores: { accuracy: meanScore(scored.map(sampleMean)) } } };
+}
+
+/**
+ * `pass@k` for each k of `ks` that every sample has enough generations for (as HumanEval's code_eval does): the mean
+ * over samples of the unbiased estimator, with n = the sample's generations and c = those that scored 1. Metric and
+ * score are both named `pass@k`, as bigcode-evaluation-harness reports them.
+ */
+export function passAtKMetrics(scored: readonly ScoredSample[], ks: readonly number[]): Metrics {
+  const metrics: Metrics = {};
+  const fewest = scored.length === 0 ? 0 : Math.min(...scored.map((s) => s.generations.length));
+  for (const k of [...new Set(ks)].sort((a, b) => a - b)) {
+    if (k > fewest) continue;
+    const values = scored.map((s) => passAtK(s.generations.length, s.generations.filter((g) => g.score === 1).length, k));
+    metrics[`pass@${k}`] = { scores: { [`pass@${k}`]: meanScore(values) } };
+  }
+  return metrics;
 }
 
 /**
@@ -24,12 +53,13 @@ export function accuracyMetrics(scored: readonly ScoredSample[]): Metrics {
 export function accuracyBySubset(scored: readonly ScoredSample[], options: { macro: boolean }): TaskAggregate {
   const all: number[] = [];
   const bySubset = new Map<string, number[]>();
-  for (const { sample, score } of scored) {
-    all.push(score.score);
-    const subset = sample.subset ?? '';
+  for (const s of scored) {
+    const score = sampleMean(s);
+    all.push(score);
+    const subset = s.sample.subset ?? '';
     let list = bySubset.get(subset);
     if (!list) bySubset.set(subset, (list = []));
-    list.push(score.score);
+    list.push(score);
   }
   const groups: Record<string, GroupResult> = {};
   const subsetAccuracies: number[] = [];

@@ -1,7 +1,7 @@
 /**
  * What a built-in benchmark provides to the harness engine. The engine owns everything generic
- * (dataset limiting, requests, retries, caching, progress, results files); a task only knows how to
- * load its samples, turn one into a prompt, score one generation and aggregate scores into metrics.
+ * (dataset limiting, requests, retries, caching, progress, results files, several generations per sample); a task
+ * only knows how to load its samples, turn one into a prompt, score one generation and aggregate scores into metrics.
  */
 import type { Metrics, GroupResult } from '../results-schema.js';
 
@@ -37,9 +37,11 @@ export interface SampleScore {
   details?: Record<string, unknown>;
 }
 
+/** A sample with the scores of its generations (`config.params.extra.n_samples` of them, 1 by default). */
 export interface ScoredSample {
   sample: TaskSample;
-  score: SampleScore;
+  /** One score per generation, in generation order. */
+  generations: readonly SampleScore[];
 }
 
 export interface TaskParams {
@@ -72,6 +74,17 @@ export interface TaskDefinition {
    */
   loadSamples(ctx: LoadContext): Promise<TaskSample[]>;
   buildPrompt(sample: TaskSample, endpointType: EndpointType, params: TaskParams): Prompt;
-  score(sample: TaskSample, generation: string, params: TaskParams): SampleScore;
+  /**
+   * Scores one generation. May be asynchronous (running generated code in a sandbox is I/O): the engine scores off
+   * the request path, so a slow scorer never holds a request slot. `signal` aborts with the run (stop what was started).
+   */
+  score(sample: TaskSample, generation: string, params: TaskParams, signal?: AbortSignal): SampleScore | Promise<SampleScore>;
+  /**
+   * How many `score` calls may run at once, for scorers that start processes (a sandbox each); unset: no limit
+   * beyond the engine's window of samples in flight (right for scorers that return at once).
+   */
+  scoringConcurrency?(params: TaskParams): number;
+  /** `score_name` of the per-sample records: the metric the per-sample score stands for (default `accuracy`). */
+  scoreName?: string;
   aggregate(scored: readonly ScoredSample[], params: TaskParams): TaskAggregate;
 }

@@ -232,7 +232,7 @@ describe('custom aggregation', () => {
   it('aggregates accuracy with stats', () => {
     const scored: ScoredSample[] = [1, 1, 1, 0].map((score, i) => ({
       sample: { id: `custom-${i}`, groundTruth: 'x', data: {} },
-      score: { score, extracted: 'x' },
+      generations: [{ score, extracted: 'x' }],
     }));
     const { metrics, group } = custom.aggregate(scored, { extra: {} });
     expect(group).toBeUndefined();

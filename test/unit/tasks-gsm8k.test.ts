@@ -207,7 +207,7 @@ describe('gsm8k scoring and aggregation', () => {
   it('aggregates accuracy = mean with exact stats', () => {
     const scored: ScoredSample[] = [1, 0, 1, 1, 0].map((score, i) => ({
       sample: { ...sample, id: `gsm8k-${i}` },
-      score: { score, extracted: null },
+      generations: [{ score, extracted: null }],
     }));
     const { metrics, group } = gsm8k.aggregate(scored, NO_PARAMS);
     expect(group).toBeUndefined();

@@ -8,7 +8,7 @@ import { buildCheckers, checkResponse, INSTRUCTION_CHECKERS, InstructionConfigEr
 import { ifeval, type IfevalData } from '../../harness/tasks/ifeval/index.js';
 import { detectLanguage } from '../../harness/tasks/ifeval/langdetect.js';
 import { countSentences, countWords, wordTokens } from '../../harness/tasks/ifeval/text.js';
-import type { ScoredSample, TaskSample } from '../../harness/tasks/types.js';
+import type { SampleScore, ScoredSample, TaskSample } from '../../harness/tasks/types.js';
 
 const DATASET_DIR = fileURLToPath(new URL('../../../shared/datasets', import.meta.url));
 const IFEVAL_FILE = `${DATASET_DIR}/ifeval/input_data.jsonl`;
@@ -182,8 +182,8 @@ describe('ifeval task', () => {
   it('aggregates prompt- and instruction-level strict and loose accuracy, with one group per instruction', async () => {
     const samples = (await ifeval.loadSamples({ datasetDir: DATASET_DIR, extra: {} })).slice(1, 3); // 1001: no_comma; 1005: 12 placeholders
     const responses = ['"A comma-free itinerary."', `Resume:\n${'[x] '.repeat(11)}`];
-    const scored: ScoredSample[] = samples.map((sample, i) => ({ sample, score: ifeval.score(sample, responses[i] ?? '', NO_PARAMS) as ScoredSample['score'] }));
-    expect(scored.map((s) => s.score.score)).toEqual([1, 0]);
+    const scored: ScoredSample[] = samples.map((sample, i) => ({ sample, generations: [ifeval.score(sample, responses[i] ?? '', NO_PARAMS) as SampleScore] }));
+    expect(scored.map((s) => s.generations[0]?.score)).toEqual([1, 0]);
     const { metrics, group } = ifeval.aggregate(scored, NO_PARAMS);
     expect(MetricsSchema.parse(metrics)).toEqual(metrics);
     expect(metrics.prompt_level_strict_acc?.scores.prompt_level_strict_acc?.value).toBe(0.5);

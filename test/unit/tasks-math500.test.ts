@@ -11,7 +11,7 @@ import {
   minervaNormalize,
 } from '../../harness/tasks/math-answer.js';
 import { MATH500_INSTRUCTION, math500 } from '../../harness/tasks/math500.js';
-import type { ScoredSample } from '../../harness/tasks/types.js';
+import type { SampleScore, ScoredSample } from '../../harness/tasks/types.js';
 
 const DATASET_DIR = fileURLToPath(new URL('../../../shared/datasets', import.meta.url));
 const MATH500_FILE = `${DATASET_DIR}/math500/test.jsonl`;
@@ -182,10 +182,10 @@ describe('math500 task', () => {
     const samples = (await math500.loadSamples({ datasetDir: DATASET_DIR, extra: {} })).slice(0, 7);
     const scored: ScoredSample[] = samples.map((sample, i) => {
       const generation = i < 3 ? `Reasoning…\nSo the answer is $\\boxed{${sample.groundTruth}}$.` : 'I give up.';
-      return { sample, score: math500.score(sample, generation, { extra: {} }) as ScoredSample['score'] };
+      return { sample, generations: [math500.score(sample, generation, { extra: {} }) as SampleScore] };
     });
-    expect(scored.map((s) => s.score.score)).toEqual([1, 1, 1, 0, 0, 0, 0]);
-    expect(scored[0]?.score.extracted).toBe(samples[0]?.groundTruth);
+    expect(scored.map((s) => s.generations[0]?.score)).toEqual([1, 1, 1, 0, 0, 0, 0]);
+    expect(scored[0]?.generations[0]?.extracted).toBe(samples[0]?.groundTruth);
     const aggregate = math500.aggregate(scored, { extra: {} });
     expect(MetricsSchema.parse(aggregate.metrics)).toEqual(aggregate.metrics);
     expect(aggregate.metrics.accuracy?.scores.accuracy?.value).toBeCloseTo(3 / 7, 12);

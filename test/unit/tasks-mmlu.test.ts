@@ -279,7 +279,7 @@ describe('mmlu scoring and aggregation', () => {
       ['astronomy', [1]],
     ];
     const scored: ScoredSample[] = plan.flatMap(([subject, scores]) =>
-      scores.map((score, row) => ({ sample: sample(subject, row, 'A'), score: { score, extracted: score ? 'A' : 'B' } })),
+      scores.map((score, row) => ({ sample: sample(subject, row, 'A'), generations: [{ score, extracted: score ? 'A' : 'B' }] })),
     );
     const { metrics, group } = mmlu.aggregate(scored, NO_PARAMS);
 

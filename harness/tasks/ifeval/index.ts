@@ -56,13 +56,14 @@ export function scoreIfeval(sample: TaskSample, response: string): SampleScore {
 
 const asNumber = (b: boolean) => (b ? 1 : 0);
 
+/** Over every generation of every sample (with several generations per sample, each counts once). */
 export function aggregateIfeval(scored: readonly ScoredSample[]): { metrics: Metrics; group: GroupResult } {
   const promptStrict: number[] = [];
   const promptLoose: number[] = [];
   const instStrict: number[] = [];
   const instLoose: number[] = [];
   const byInstruction = new Map<string, { strict: number[]; loose: number[] }>();
-  for (const { score } of scored) {
+  for (const score of scored.flatMap((s) => s.generations)) {
     const d = score.details as unknown as IfevalDetails;
     promptStrict.push(asNumber(d.strict.every(Boolean)));
     promptLoose.push(asNumber(d.loose.every(Boolean)));
