@@ -406,9 +406,10 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
   const scoreGeneration = (index: number, st: SampleInFlight, generation: number, got: Omit<GenerationResult, 'score'> & { response: CachedResponse }) => {
     const text = scoredText(got.response.text);
     const done = (score: SampleScore) => settle(index, st, generation, { ...got, score });
+    const context = { endpointType, signal };
     const result = scoringSlots
-      ? scoringSlots.run(() => task.score(st.sample, text, taskParams, signal), signal)
-      : task.score(st.sample, text, taskParams, signal);
+      ? scoringSlots.run(() => task.score(st.sample, text, taskParams, context), signal)
+      : task.score(st.sample, text, taskParams, context);
     if (!(result instanceof Promise)) {
       done(result);
       return;
@@ -455,6 +456,9 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     storage(`closing ${cacheFile}`, () => cache.close());
     storage(`writing ${samplesFile}`, () => outputs.finish());
   } catch (err) {
+    // Sandboxed scorers still running stop with the run (their processes are killed) before the files are closed.
+    if (!run.signal.aborted) run.abort(err);
+    await Promise.allSettled(scoring);
     progressWriter.abandon();
     try {
       cache.close();

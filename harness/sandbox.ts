@@ -34,6 +34,11 @@ export interface SandboxLimits {
   maxOutputBytes?: number;
 }
 
+export interface SandboxOptions extends SandboxLimits {
+  /** Kills the program's process group when it aborts (the run was interrupted); the result is then `timeout`. */
+  signal?: AbortSignal;
+}
+
 export type SandboxStatus = 'passed' | 'failed' | 'timeout';
 
 export interface SandboxResult {
@@ -89,7 +94,8 @@ function prelude(limits: Required<SandboxLimits>): string {
 }
 
 /** Runs `program` (Python source) under the limits; status `passed` means exit code 0. */
-export async function runPython(program: string, limits: SandboxLimits = {}): Promise<SandboxResult> {
+export async function runPython(program: string, options: SandboxOptions = {}): Promise<SandboxResult> {
+  const { signal: abort, ...limits } = options;
   const full: Required<SandboxLimits> = { timeoutMs: 10_000, memoryMb: 1024, maxFileMb: 16, maxOutputBytes: 64 * 1024, ...limits };
   const dir = await mkdtemp(join(tmpdir(), 'evalflow-sandbox-'));
   const started = Date.now();
@@ -134,11 +140,18 @@ export async function runPython(program: string, limits: SandboxLimits = {}): Pr
       timedOut = true;
       killGroup();
     }, full.timeoutMs);
+    const onAbort = () => {
+      timedOut = true;
+      killGroup();
+    };
+    abort?.addEventListener('abort', onAbort, { once: true });
+    if (abort?.aborted) onAbort();
     const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
       child.on('error', reject);
       child.on('close', (c, s) => resolve({ code: c, signal: s }));
     });
     clearTimeout(timer);
+    abort?.removeEventListener('abort', onAbort);
     killGroup(); // anything it left behind in its group
     return {
       status: timedOut || signal === 'SIGXCPU' ? 'timeout' : code === 0 ? 'passed' : 'failed',

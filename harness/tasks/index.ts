@@ -4,15 +4,17 @@
  */
 import { custom } from './custom.js';
 import { gsm8k } from './gsm8k.js';
+import { humaneval } from './humaneval.js';
 import { ifeval } from './ifeval/index.js';
 import { math500 } from './math500.js';
+import { mbpp } from './mbpp.js';
 import { mmlu } from './mmlu.js';
 import type { TaskDefinition } from './types.js';
 
 /** The harness name of the built-in tasks (`evalflow.gsm8k`). */
 export const BUILTIN_HARNESS = 'evalflow';
 
-export const BUILTIN_TASKS: Record<string, TaskDefinition> = { gsm8k, mmlu, math500, ifeval, custom };
+export const BUILTIN_TASKS: Record<string, TaskDefinition> = { gsm8k, mmlu, math500, ifeval, humaneval, mbpp, custom };
 
 /** The built-in task named `name` or `evalflow.<name>`; an unknown name is an Error listing the built-in ones. */
 export function getBuiltinTask(name: string): TaskDefinition {
@@ -25,6 +27,6 @@ export function getBuiltinTask(name: string): TaskDefinition {
   return task;
 }
 
-export { custom, gsm8k, ifeval, math500, mmlu };
+export { custom, gsm8k, humaneval, ifeval, math500, mbpp, mmlu };
 export { DatasetError, TaskConfigError } from './errors.js';
 export type * from './types.js';

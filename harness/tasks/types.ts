@@ -54,6 +54,14 @@ export interface LoadContext extends TaskParams {
   datasetDir: string;
 }
 
+/** What the engine tells a scorer about the run. */
+export interface ScoreContext {
+  /** The endpoint type the generation came from (its prompt was built for it). */
+  endpointType: EndpointType;
+  /** Aborts with the run: a scorer stops what it started (a sandboxed process). */
+  signal?: AbortSignal;
+}
+
 export interface TaskAggregate {
   /** Metrics of the task itself: results.tasks.<task name>.metrics */
   metrics: Metrics;
@@ -76,9 +84,9 @@ export interface TaskDefinition {
   buildPrompt(sample: TaskSample, endpointType: EndpointType, params: TaskParams): Prompt;
   /**
    * Scores one generation. May be asynchronous (running generated code in a sandbox is I/O): the engine scores off
-   * the request path, so a slow scorer never holds a request slot. `signal` aborts with the run (stop what was started).
+   * the request path, so a slow scorer never holds a request slot.
    */
-  score(sample: TaskSample, generation: string, params: TaskParams, signal?: AbortSignal): SampleScore | Promise<SampleScore>;
+  score(sample: TaskSample, generation: string, params: TaskParams, context?: ScoreContext): SampleScore | Promise<SampleScore>;
   /**
    * How many `score` calls may run at once, for scorers that start processes (a sandbox each); unset: no limit
    * beyond the engine's window of samples in flight (right for scorers that return at once).

@@ -16,6 +16,12 @@ import { startWorker, testClient, testTarget, type RunningWorker } from '../supp
 
 const MATH500_N = 7;
 const MATH500_CORRECT = 4;
+/** HumanEval: which of the 3 generations of each problem are right (c = 2, 3, 0: pass@1 = 5/9, pass@3 = 2/3). */
+const HUMANEVAL_RIGHT = [[true, false, true], [true, true, true], [false, false, false]];
+const HUMANEVAL_N = HUMANEVAL_RIGHT.length;
+/** MBPP: the first two answers are the reference code; then a wrong function and an endless loop. */
+const MBPP_N = 4;
+const MBPP_RIGHT = 2;
 
 async function firstSamples(task: string, n: number): Promise<TaskSample[]> {
   return limitSamples(await getBuiltinTask(task).loadSamples({ datasetDir: DATASETS, extra: {} }), n);
@@ -34,6 +40,7 @@ describe('built-in benchmarks through evalflow run (process runtime, fixture end
   let worker: RunningWorker;
   let client: Client;
   const answers = new Map<string, string>();
+  const generations = new Map<string, string[]>();
 
   beforeAll(async () => {
     process.env.TEMPORAL_ADDRESS = testTarget().address;
@@ -49,7 +56,38 @@ describe('built-in benchmarks through evalflow run (process runtime, fixture end
     answers.set('fresh high school graduate', 'Name: [name]');
     const emailRequest = 'Write an email to my boss telling him that I am quitting. The email must contain a title wrapped in double angular brackets, i.e. <<title>>.';
     answers.set('telling him that I am quitting', `Sure.\n${emailRequest}\n<<Leaving>>\nDear boss, I quit.`);
-    fixture = await startFixtureServer({ answer: scriptedAnswers(answers) });
+    // HumanEval, 3 generations each: the k-th request for a problem gets its k-th scripted function (published
+    // canonical solution or a wrong one). MBPP: the published reference code, a wrong one, and a program that never ends.
+    for (const [i, sample] of (await firstSamples('humaneval', HUMANEVAL_N)).entries()) {
+      const { prompt, entryPoint } = sample.data as { prompt: string; entryPoint: string };
+      const fn = (body: string) => `\`\`\`python\n${prompt.slice(prompt.indexOf(`def ${entryPoint}(`))}${body}\`\`\``;
+      generations.set(`def ${entryPoint}(`, (HUMANEVAL_RIGHT[i] ?? []).map((right) => fn(right ? sample.groundTruth : '    return None\n')));
+    }
+    const mbppReference = new Map(
+      readFileSync(join(DATASETS, 'mbpp', 'mbpp.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { task_id: number; code: string })
+        .map((r) => [`mbpp/${r.task_id}`, r.code]),
+    );
+    for (const [i, sample] of (await firstSamples('mbpp', MBPP_N)).entries()) {
+      const { text } = sample.data as { text: string };
+      const code = i < MBPP_RIGHT ? (mbppReference.get(sample.id) ?? '') : i === MBPP_RIGHT ? 'def nothing():\n    return None\n' : 'while True:\n    pass\n';
+      answers.set(text, `Here you go:\n\`\`\`python\n${code}\n\`\`\``);
+    }
+    const scripted = scriptedAnswers(answers);
+    const requested = new Map<string, number>();
+    fixture = await startFixtureServer({
+      answer: (prompt) => {
+        for (const [key, list] of generations) {
+          if (!prompt.includes(key)) continue;
+          const k = requested.get(key) ?? 0;
+          requested.set(key, k + 1);
+          return list[k] ?? 'no scripted answer';
+        }
+        return scripted(prompt);
+      },
+    });
     worker = await startWorker();
     client = await testClient();
   });
@@ -85,13 +123,19 @@ evaluation:
     - name: evalflow.ifeval
       dataset_dir: ${DATASETS}
       nemo_evaluator_config: {config: {params: {limit_samples: 4}}}
+    - name: evalflow.humaneval
+      dataset_dir: ${DATASETS}
+      nemo_evaluator_config: {config: {params: {limit_samples: ${HUMANEVAL_N}, extra: {n_samples: 3, k: [1, 3], timeout: 20}}}}
+    - name: evalflow.mbpp
+      dataset_dir: ${DATASETS}
+      nemo_evaluator_config: {config: {params: {limit_samples: ${MBPP_N}, extra: {timeout: 5}}}}
 `,
     );
     const res = await cli('run', '-c', config, '--wait');
     expect(res.code, res.stdout + res.stderr).toBe(0);
     const inv = startedInvocationId(res.stdout);
     const status = await client.workflow.getHandle(`evalflow-${inv}`).query<InvocationStatus>('status');
-    expect(status.tasks.map((t) => t.stage)).toEqual(['succeeded', 'succeeded']);
+    expect(status.tasks.map((t) => t.stage)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
 
     const jobDir = (task: string) => status.tasks.find((t) => t.jobName.startsWith(task))?.jobDir as string;
     const results = readYaml<{
@@ -118,5 +162,28 @@ evaluation:
     expect(metric('prompt_level_loose_acc')).toBe(2 / 4);
     expect(metric('inst_level_loose_acc')).toBeCloseTo(5 / 7, 12);
     expect(Object.keys(ifeval.results.groups.ifeval?.groups ?? {})).toHaveLength(6);
+
+    // HumanEval: 9 generations run in the sandbox; c = 2, 3, 0 of n = 3.
+    const humaneval = readYaml<typeof results>(join(jobDir('humaneval'), 'artifacts', 'results.yml'));
+    const passAt = (r: typeof results, task: string, k: number) => r.results.tasks[task]?.metrics[`pass@${k}`]?.scores[`pass@${k}`]?.value;
+    expect(humaneval.samples).toMatchObject({ total: HUMANEVAL_N, scored: HUMANEVAL_N, errors: 0 });
+    expect(Object.keys(humaneval.results.tasks.humaneval?.metrics ?? {})).toEqual(['pass@1', 'pass@3']);
+    expect(passAt(humaneval, 'humaneval', 1)).toBeCloseTo(5 / 9, 12);
+    expect(passAt(humaneval, 'humaneval', 3)).toBeCloseTo(2 / 3, 12);
+    const humanevalRecords = readFileSync(join(jobDir('humaneval'), 'artifacts', 'nemo-evaluator-per-sample-outputs', 'humaneval.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string; generations: Array<{ score: number }> });
+    expect(humanevalRecords.map((r) => [r.id, r.generations.map((g) => g.score).sort()])).toEqual([
+      ['HumanEval/0', [0, 1, 1]],
+      ['HumanEval/1', [1, 1, 1]],
+      ['HumanEval/2', [0, 0, 0]],
+    ]);
+
+    // MBPP: 2 of 4 pass (the endless loop is killed at the 5 s limit and fails).
+    const mbpp = readYaml<typeof results>(join(jobDir('mbpp'), 'artifacts', 'results.yml'));
+    expect(mbpp.samples).toMatchObject({ total: MBPP_N, scored: MBPP_N, errors: 0 });
+    expect(passAt(mbpp, 'mbpp', 1)).toBe(MBPP_RIGHT / MBPP_N);
+    expect(status.tasks[3]?.metrics?.['mbpp_pass@1']).toBe(MBPP_RIGHT / MBPP_N);
   });
 });

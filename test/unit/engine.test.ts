@@ -8,6 +8,7 @@ import { parse } from 'yaml';
 import { HarnessConfigError, InterruptedError, limitSamples, MAX_SCORED_CHARS, parseRunConfig, runEvaluation, runPool, scoredText } from '../../harness/engine.js';
 import type { HarnessRunConfig } from '../../harness/run-config.js';
 import { BUILTIN_TASKS, gsm8k } from '../../harness/tasks/index.js';
+import { DATASETS } from '../support/run-helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'evalflow-engine-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -310,15 +311,18 @@ describe('runEvaluation against a local endpoint', () => {
     }
   });
 
-  async function endpoint(answer: () => { status: number; text: string }): Promise<{ url: string; count: () => number; auth: () => Array<string | undefined> }> {
+  async function endpoint(
+    answer: (body: { messages: Array<{ content: string }> }) => { status: number; text: string },
+  ): Promise<{ url: string; count: () => number; auth: () => Array<string | undefined> }> {
     let count = 0;
     const auth: Array<string | undefined> = [];
     const server = http.createServer((req, res) => {
-      req.resume();
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         count++;
         auth.push(req.headers.authorization);
-        const { status, text } = answer();
+        const { status, text } = answer(JSON.parse(Buffer.concat(chunks).toString('utf8')) as { messages: Array<{ content: string }> });
         const body = status === 200 ? JSON.stringify({ choices: [{ message: { content: text }, finish_reason: 'stop' }], usage: { prompt_tokens: 10, completion_tokens: 3 } }) : text;
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(body);
@@ -371,4 +375,50 @@ describe('runEvaluation against a local endpoint', () => {
     expect(outcome.errorThresholdExceeded).toBe(true);
     expect(outcome.errorMessage).toMatch(/^2 of 2 samples failed after retries \(max_error_rate 0\.5 allows 1\)/);
   });
+
+  it('requests n_samples generations per sample, scores them in the sandbox off the request path, reports pass@k', async () => {
+    const humanevalSamples = await BUILTIN_TASKS.humaneval?.loadSamples({ datasetDir: DATASETS, extra: {} });
+    const [first, second] = (humanevalSamples ?? []) as Array<{ id: string; groundTruth: string; data: { prompt: string; entryPoint: string } }>;
+    if (!first || !second) throw new Error('no humaneval samples');
+    const fullFunction = (s: typeof first, body: string) => `\`\`\`python\n${s.data.prompt.slice(s.data.prompt.indexOf(`def ${s.data.entryPoint}(`))}${body}\`\`\``;
+    // Per problem, the k-th request gets answer k: HumanEval/0 right, wrong, right (c = 2 of 3); HumanEval/1 always wrong.
+    const seen = new Map<string, number>();
+    const ep = await endpoint((body) => {
+      const prompt = body.messages.at(-1)?.content ?? '';
+      const s = prompt.includes(`def ${first.data.entryPoint}(`) ? first : second;
+      const k = seen.get(s.id) ?? 0;
+      seen.set(s.id, k + 1);
+      const right = s === first && k !== 1;
+      return { status: 200, text: fullFunction(s, right ? s.groundTruth : '    return None\n') };
+    });
+    const output = outDir();
+    const cfg = runConfig({
+      type: 'evalflow.humaneval',
+      outputDir: output,
+      endpoint: { url: ep.url, type: 'chat' },
+      params: { parallelism: 3, limit_samples: 2, extra: { dataset_dir: DATASETS, n_samples: 3, k: [1, 3, 10], timeout: 20 } },
+    });
+    const run = await runEvaluation({ runConfig: cfg, env: {} });
+    expect(ep.count()).toBe(6);
+    expect(run.results.samples).toEqual({ total: 2, scored: 2, errors: 0, cached: 0 });
+    const metrics = run.results.results.tasks.humaneval?.metrics;
+    expect(Object.keys(metrics ?? {})).toEqual(['pass@1', 'pass@3']);
+    expect(metrics?.['pass@1']?.scores['pass@1']?.value).toBeCloseTo((2 / 3 + 0) / 2, 12);
+    expect(metrics?.['pass@3']?.scores['pass@3']?.value).toBe(0.5);
+    const records = readFileSync(join(output, 'nemo-evaluator-per-sample-outputs', 'humaneval.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string; score: number; score_name: string; generations: Array<{ score: number; cached: boolean }> });
+    expect(records.map((r) => [r.id, r.score_name, r.generations.map((g) => g.score).sort()])).toEqual([
+      ['HumanEval/0', 'pass@1', [0, 1, 1]],
+      ['HumanEval/1', 'pass@1', [0, 0, 0]],
+    ]);
+    expect(records[0]?.score).toBeCloseTo(2 / 3, 12);
+
+    // Every generation has its own cache entry: a rerun sends nothing and scores the same.
+    const again = await runEvaluation({ runConfig: cfg, env: {} });
+    expect(ep.count()).toBe(6);
+    expect(again.results.samples).toEqual({ total: 2, scored: 2, errors: 0, cached: 2 });
+    expect(again.results.results).toEqual(run.results.results);
+  }, 120_000);
 });
