@@ -9,7 +9,8 @@ import { ApplicationFailure, Context, heartbeat, log } from '@temporalio/activit
 import { executorFor } from '../backends/registry.js';
 import type { Executor, ExecutorRegistry } from '../backends/types.js';
 import type { HostIdentity } from '../backends/local/host.js';
-import { MissingEnvVarError, resolveHostEnv } from '../core/env-refs.js';
+import { resolveHostEnv } from '../core/env-refs.js';
+import { PermanentError } from '../core/errors.js';
 import type { ExecutorHandle } from '../core/executor.js';
 import { hostTaskQueue, jobIdOf, launchName } from '../core/ids.js';
 import type { PollResult } from '../core/outcome.js';
@@ -54,14 +55,10 @@ export function createActivities(deps: ActivityDeps) {
     executor.hostBound ? { ...handle, taskQueue: hostQueue } : handle;
   const jobEnv = (ev: ResolvedEvaluationInput) => {
     assertEnvRefsAllowed(policy, ev.env);
-    try {
-      return resolveHostEnv(ev.env, env, `worker host ${deps.host.hostname}`);
-    } catch (err) {
-      throw missingEnvFailure(err);
-    }
+    return resolveHostEnv(ev.env, env, `worker host ${deps.host.hostname}`);
   };
 
-  return {
+  return permanentErrorsAreFinal({
     /**
      * Waits until the endpoint answers HTTP (any status below 500), heartbeating meanwhile. With a
      * deployed server, fails early (with the server's state) if the server ends while it is awaited.
@@ -115,8 +112,7 @@ export function createActivities(deps: ActivityDeps) {
       }
       const jobId = jobIdOf(ev.invocationId, ev.taskIndex);
       const { values, runtime } = jobEnv(ev);
-      const handle = await nonRetryableIfMissingEnv(() =>
-        deploy({
+      const handle = await deploy({
           jobId,
           jobDir: ev.jobDir,
           name: `${launchName(jobId, 0)}-server`,
@@ -124,8 +120,7 @@ export function createActivities(deps: ActivityDeps) {
           deployment,
           env: values,
           runtimeEnv: runtime,
-        }),
-      );
+        });
       if (!handle) return null;
       log.info('model server started', { jobId, server: handle.display });
       return routed(executor, handle);
@@ -144,8 +139,7 @@ export function createActivities(deps: ActivityDeps) {
         apiKeyName: ev.endpoint.apiKeyName,
         datasetDirEnv: values.NEMO_EVALUATOR_DATASET_DIR ?? env.NEMO_EVALUATOR_DATASET_DIR,
       });
-      const handle = await nonRetryableIfMissingEnv(() =>
-        executor.launch({
+      const handle = await executor.launch({
           jobId,
           jobDir: ev.jobDir,
           attempt: input.attempt,
@@ -155,8 +149,7 @@ export function createActivities(deps: ActivityDeps) {
           runConfig: ev.runConfig,
           env: values,
           runtimeEnv: runtime,
-        }),
-      );
+        });
       log.info('harness launched', { jobId, attempt: input.attempt, where: handle.display });
       return routed(executor, handle);
     },
@@ -245,18 +238,24 @@ export function createActivities(deps: ActivityDeps) {
       stopped += await executorFor(deps.executors, ev.executor.kind).stopJob({ jobId: jobIdOf(ev.invocationId, ev.taskIndex), jobDir: ev.jobDir, executor: ev.executor });
       return { stopped };
     },
-  };
+  });
 }
 
-/** A variable that is not set will not appear by retrying: fail the task at once, naming it. */
-function missingEnvFailure(err: unknown): unknown {
-  return err instanceof MissingEnvVarError ? ApplicationFailure.nonRetryable(err.message, 'MissingEnvVar') : err;
-}
-
-async function nonRetryableIfMissingEnv<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw missingEnvFailure(err);
+/**
+ * Wraps every activity so that a PermanentError (a refused host key, a missing variable, …) fails it at
+ * once, with its type, instead of being retried by the activity's retry policy.
+ */
+function permanentErrorsAreFinal<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T): T {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(activities)) {
+    wrapped[name] = async (...args: never[]) => {
+      try {
+        return await fn(...args);
+      } catch (err) {
+        if (err instanceof PermanentError) throw ApplicationFailure.nonRetryable(err.message, err.type);
+        throw err;
+      }
+    };
   }
+  return wrapped as T;
 }

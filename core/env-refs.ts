@@ -4,6 +4,7 @@
  * literals) travel through Temporal; values are resolved where they are used.
  */
 import { z } from 'zod';
+import { PermanentError } from './errors.js';
 
 export const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -18,8 +19,9 @@ export const EnvRefsSchema = z.record(z.string().regex(ENV_NAME_RE), EnvRefSchem
 export type EnvRefs = z.infer<typeof EnvRefsSchema>;
 
 /** A referenced variable is not set where it is read. The message names the variable and the host, never a value. */
-export class MissingEnvVarError extends Error {
+export class MissingEnvVarError extends PermanentError {
   override name = 'MissingEnvVarError';
+  override readonly type = 'MissingEnvVar';
 }
 
 /**

@@ -111,3 +111,17 @@ export function outcomeOfExit(code: number, builtin: boolean): Outcome {
   }
   return { kind: 'failed', exitCode: code, permanent: false, reason: `the harness exited with code ${code}` };
 }
+
+/**
+ * The outcome a `stage.exit` file records, with the harness's own failure message (a dataset's file and
+ * line, the endpoint and its last error) in the reason; null when the file holds no exit code (yet).
+ */
+export function outcomeOfStageExit(text: string, builtin: boolean): Outcome | null {
+  const code = parseStageExit(text);
+  return code === null ? null : withStageFailure(outcomeOfExit(code, builtin), parseStageFailure(text));
+}
+
+/** Adds the harness's failure message from `stage.exit` to a failed outcome's reason. */
+export function withStageFailure(outcome: Outcome, failure: StageFailure | null): Outcome {
+  return failure && outcome.kind === 'failed' ? { ...outcome, reason: `${outcome.reason}: ${failure.message}` } : outcome;
+}

@@ -89,13 +89,17 @@ export async function EvaluationWorkflow(rawInput: unknown): Promise<EvaluationR
         status.server = server;
       }
     }
-    setStage('preparing_endpoint');
-    await acts.onJobHost().prepareEndpoint({
-      url: input.endpoint.url,
-      apiKeyName: input.endpoint.apiKeyName ?? null,
-      readinessTimeoutS: input.endpoint.readinessTimeoutS,
-      ...(status.server ? { server: status.server } : {}),
-    });
+    // A server the executor runs inside the harness launch (a Slurm job) is awaited there, not from here.
+    const serverInLaunch = input.deployment !== undefined && status.server === undefined;
+    if (!serverInLaunch) {
+      setStage('preparing_endpoint');
+      await acts.onJobHost().prepareEndpoint({
+        url: input.endpoint.url,
+        apiKeyName: input.endpoint.apiKeyName ?? null,
+        readinessTimeoutS: input.endpoint.readinessTimeoutS,
+        ...(status.server ? { server: status.server } : {}),
+      });
+    }
 
     let relaunch: RelaunchState = { unproductiveEnds: 0, walltimeUsedS: 0 };
     let failAfterCollect: { type: string; reason: string } | undefined;

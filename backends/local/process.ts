@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { stringify } from 'yaml';
 import { ExecutorHandleSchema } from '../../core/executor.js';
-import { outcomeOfExit, parseProgress, parseStageExit, PROGRESS_FILES, STAGE_FILES } from '../../core/harness-contract.js';
-import type { PollResult } from '../../core/outcome.js';
+import { outcomeOfStageExit, parseProgress, PROGRESS_FILES, STAGE_FILES } from '../../core/harness-contract.js';
+import type { Outcome, PollResult } from '../../core/outcome.js';
 import type { Progress } from '../../core/progress.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../common/files.js';
 import { distPath } from '../../common/paths.js';
@@ -73,7 +73,7 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
     const adopted = this.adopt(spec, marker);
     if (adopted) return adopted;
 
-    const env = { ...process.env, ...resolveRuntimeEnv(spec.runtimeEnv, process.env, this.opts.host.hostname), ...spec.env };
+    const env = { ...baseEnvironment(process.env), ...resolveRuntimeEnv(spec.runtimeEnv, process.env, this.opts.host.hostname), ...spec.env };
     const lock = join(logsDir, `harness.a${spec.attempt}.lock`);
     if (!this.takeLock(lock)) {
       // Taken by a live launch on this host: adopt its result once it is there.
@@ -95,12 +95,12 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
     this.assertLocal(handle);
     const progress = readProgress(handle.jobDir);
     const result = (outcome: PollResult['outcome']): PollResult => (progress ? { outcome, progress } : { outcome });
-    const exitCode = readExitCode(handle.jobDir);
-    if (exitCode !== null) return result(outcomeOfExit(exitCode, true));
+    const ended = readStageOutcome(handle.jobDir);
+    if (ended) return result(ended);
     if (isAlive(handle)) return result({ kind: 'running' });
     // It may have written stage.exit between the two checks.
-    const lateExit = readExitCode(handle.jobDir);
-    if (lateExit !== null) return result(outcomeOfExit(lateExit, true));
+    const lateEnd = readStageOutcome(handle.jobDir);
+    if (lateEnd) return result(lateEnd);
     return result({ kind: 'lost', reason: `the harness process ${handle.pid} disappeared without recording an exit code` });
   }
 
@@ -227,6 +227,17 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
   }
 }
 
+/**
+ * What the harness inherits from the worker: what a process needs to run and to reach an endpoint (path,
+ * locale, time zone, temp dir, proxies, CA certificates), nothing else. Like a container, it sees only the
+ * job's own env on top, so the worker's other variables (credentials of other jobs) never reach it.
+ */
+const INHERITED_ENV = /^(PATH|HOME|USER|LOGNAME|SHELL|LANG|LANGUAGE|LC_[A-Z]+|TZ|TMPDIR|(HTTPS?|NO|ALL)_PROXY|(https?|no|all)_proxy|SSL_CERT_FILE|SSL_CERT_DIR|NODE_EXTRA_CA_CERTS)$/;
+
+export function baseEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => INHERITED_ENV.test(name)));
+}
+
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal); // detached: the harness leads its own process group
@@ -239,9 +250,9 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-function readExitCode(jobDir: string): number | null {
+function readStageOutcome(jobDir: string): Outcome | null {
   try {
-    return parseStageExit(readFileSync(join(jobDir, 'logs', STAGE_FILES.exit), 'utf8'));
+    return outcomeOfStageExit(readFileSync(join(jobDir, 'logs', STAGE_FILES.exit), 'utf8'), true);
   } catch {
     return null;
   }

@@ -7,7 +7,7 @@
  */
 import { posix, join } from 'node:path';
 import { stringify } from 'yaml';
-import { parseProgress, parseStageExit } from '../../core/harness-contract.js';
+import { parseProgress, parseStageExit, parseStageFailure } from '../../core/harness-contract.js';
 import type { Outcome, PollResult } from '../../core/outcome.js';
 import { evalflowVersion } from '../../common/paths.js';
 import { shellQuote } from '../../common/shell.js';
@@ -95,6 +95,7 @@ export class SlurmExecutor implements Executor<SlurmHandle> {
     let outcome: Outcome = classifyJob(reading.kind === 'found' ? reading.job : undefined, {
       builtinHarness: handle.builtinHarness,
       stageExit: files.stageExit === undefined ? null : parseStageExit(files.stageExit),
+      stageFailure: files.stageExit === undefined ? null : parseStageFailure(files.stageExit),
       resultsPresent: files.resultsPresent,
     });
     if (outcome.kind === 'failed') {

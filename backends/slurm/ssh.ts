@@ -5,6 +5,7 @@
  * and directories. Commands are built by the caller with common/shell.ts; secrets never travel on a
  * command line: `writeFile` with mode 0600 puts them in a file that scripts source.
  */
+import { PermanentError } from '../../core/errors.js';
 import { appendFileSync, createReadStream, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
@@ -52,11 +53,11 @@ export interface ExecResult {
 }
 
 /** The host key was refused: never retried, never a transient failure. */
-export class SshHostKeyError extends Error {
+export class SshHostKeyError extends PermanentError {
   override readonly name = 'SshHostKeyError';
 }
 /** The server refused every offered credential: retrying will not help. */
-export class SshAuthError extends Error {
+export class SshAuthError extends PermanentError {
   override readonly name = 'SshAuthError';
 }
 /** The connection could not be made or was lost: retrying later may help. */

@@ -7,17 +7,13 @@
  */
 import { posix } from 'node:path';
 import { shellQuote } from '../../common/shell.js';
+import { outcomeOfExit as harnessOutcomeOfExit, withStageFailure, type StageFailure } from '../../core/harness-contract.js';
+import type { Outcome } from '../../core/outcome.js';
 import { SCRIPT_EXIT } from './script.js';
 
 /** The outcome kinds the Slurm executor reports (the executor interface's classification). */
-export type SlurmOutcome =
-  | { kind: 'queued'; reason?: string }
-  | { kind: 'running' }
-  | { kind: 'succeeded' }
-  | { kind: 'failed'; reason: string; exitCode?: number; permanent: boolean; resultsWritten?: boolean }
-  | { kind: 'resumable'; reason: string }
-  | { kind: 'cancelled'; reason: string }
-  | { kind: 'oomKilled'; reason: string };
+/** A Slurm job is never "lost": a vanished job is resumable (the run dir tells how far it got). */
+export type SlurmOutcome = Exclude<Outcome, { kind: 'lost' }>;
 
 export interface SlurmJobRecord {
   jobId: string;
@@ -240,13 +236,15 @@ export interface ClassifyContext {
   builtinHarness: boolean;
   /** Exit code of the harness from logs/stage.exit, when it wrote one. */
   stageExit: number | null;
+  /** The harness's own failure message from logs/stage.exit (a dataset line, the endpoint's last error). */
+  stageFailure?: StageFailure | null;
   resultsPresent: boolean;
 }
 
 /** The outcome of a Slurm job as the controller (or, once it forgot the job, the run dir) tells it. */
 export function classifyJob(job: SlurmJobRecord | undefined, ctx: ClassifyContext): SlurmOutcome {
   if (!job) {
-    if (ctx.stageExit !== null) return outcomeOfExit(ctx.stageExit, ctx.builtinHarness);
+    if (ctx.stageExit !== null) return outcomeOfExit(ctx.stageExit, ctx);
     if (ctx.resultsPresent) return { kind: 'succeeded' };
     return { kind: 'resumable', reason: 'the Slurm job vanished (no record in squeue, sacct or scontrol) before the run finished' };
   }
@@ -261,20 +259,14 @@ export function classifyJob(job: SlurmJobRecord | undefined, ctx: ClassifyContex
   if (state === 'FAILED' && job.signal) return { kind: 'failed', reason: `the Slurm job ${job.jobId} was killed by signal ${job.signal}`, permanent: false };
   if (state === 'FAILED' && job.exitCode !== undefined) {
     // The harness's own record is exact; the job's exit code is the script's, which passes the harness's through.
-    return outcomeOfExit(ctx.stageExit ?? job.exitCode, ctx.builtinHarness);
+    return outcomeOfExit(ctx.stageExit ?? job.exitCode, ctx);
   }
   return { kind: 'failed', reason: `the Slurm job ${job.jobId} ended ${state}${job.reason ? ` (${job.reason})` : ''}`, permanent: false };
 }
 
-/** Exit codes of the harness, and of the job script around it (deployment problems). */
-function outcomeOfExit(code: number, builtin: boolean): SlurmOutcome {
-  if (code === 0) return { kind: 'succeeded' };
-  if (code === 130 || code === 137 || code === 143) return { kind: 'resumable', reason: `the harness was stopped by a signal (exit code ${code})` };
+/** Exit codes of the job script around the harness (deployment problems), else the harness contract's. */
+function outcomeOfExit(code: number, ctx: ClassifyContext): SlurmOutcome {
   if (code === SCRIPT_EXIT.deploymentDied) return { kind: 'failed', exitCode: code, permanent: false, reason: 'the deployment exited before it was ready (see logs/server_stdout.log)' };
   if (code === SCRIPT_EXIT.deploymentNotReady) return { kind: 'failed', exitCode: code, permanent: false, reason: 'the deployment was not ready within execution.endpoint_readiness_timeout' };
-  if (builtin && code === 2) return { kind: 'failed', exitCode: code, permanent: true, reason: 'the harness rejected its run config (exit code 2)' };
-  if (builtin && code === 3) {
-    return { kind: 'failed', exitCode: code, permanent: true, resultsWritten: true, reason: 'too many samples failed after retries (exit code 3)' };
-  }
-  return { kind: 'failed', exitCode: code, permanent: false, reason: `the harness exited with code ${code}` };
+  return withStageFailure(harnessOutcomeOfExit(code, ctx.builtinHarness), ctx.stageFailure ?? null) as SlurmOutcome;
 }

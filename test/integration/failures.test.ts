@@ -2,7 +2,7 @@
  * How failures surface through Temporal and the CLI: a task over its error budget, an endpoint that
  * never becomes ready, and `evalflow kill` stopping a running harness.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,7 @@ import type { InvocationStatus } from '../../workflows/types.js';
 const questions = gsm8kHead(8);
 const table = Object.fromEntries(questions.map(({ question, answer }) => [question, `The final answer is ${answer}`]));
 
-function config(dir: string, url: string, opts: { limit?: number; readiness?: number; params?: string } = {}): string {
+function config(dir: string, url: string, opts: { limit?: number; readiness?: number; params?: string; datasetDir?: string } = {}): string {
   return writeConfig(
     dir,
     `
@@ -35,7 +35,7 @@ evaluation:
       params: {limit_samples: ${opts.limit ?? 8}, parallelism: 2, max_retries: 1${opts.params ?? ''}}
   tasks:
     - name: evalflow.gsm8k
-      dataset_dir: ${DATASETS}
+      dataset_dir: ${opts.datasetDir ?? DATASETS}
 `,
   );
 }
@@ -87,6 +87,21 @@ describe('failures through the workflow', () => {
     expect(status.tasks[0]?.error).toMatch(/was not ready within 3 s/);
     expect(status.tasks[0]?.attempt).toBe(0);
     expect(existsSync(join(status.tasks[0]?.jobDir as string, 'logs'))).toBe(false);
+  });
+
+  it('a corrupt dataset fails the task at once with the file and line in the workflow failure', async () => {
+    const dir = tempDir();
+    const data = join(dir, 'data');
+    mkdirSync(join(data, 'gsm8k'), { recursive: true });
+    const [first, second, third] = readFileSync(join(DATASETS, 'gsm8k', 'test.jsonl'), 'utf8').split('\n');
+    writeFileSync(join(data, 'gsm8k', 'test.jsonl'), `${first}\n${second}\n{"question": "cut off\n${third}\n`);
+    const res = await cli('run', '-c', config(dir, fixture.url, { datasetDir: data }), '--wait');
+    expect(res.code, res.stdout).toBe(1);
+    const inv = startedInvocationId(res.stdout);
+    const status = await client.workflow.getHandle(`evalflow-${inv}`).query<InvocationStatus>('status');
+    expect(status.tasks[0]?.stage).toBe('failed');
+    expect(status.tasks[0]?.attempt, status.tasks[0]?.error).toBe(1); // a permanent failure: not relaunched
+    expect(status.tasks[0]?.error).toMatch(/rejected its run config \(exit code 2\): .*gsm8k\/test\.jsonl:3/);
   });
 
   it('evalflow kill cancels the run and stops its harness process', async () => {

@@ -258,11 +258,18 @@ describe('ProcessExecutor', () => {
     expect(existsSync(join(spec.jobDir, 'logs', 'harness.a2.json'))).toBe(true);
   });
 
-  it('passes spec.env to the harness', async () => {
-    const spec = job({ EVALFLOW_TEST_VALUE: 'from-spec' });
-    const handle = await launchRunning(backend, spec);
-    const environ = readFileSync(`/proc/${handle.pid}/environ`, 'utf8').split('\0');
-    expect(environ).toContain('EVALFLOW_TEST_VALUE=from-spec');
+  it("passes spec.env to the harness, and of the worker's environment only what a process needs", async () => {
+    process.env.EVALFLOW_TEST_WORKER_SECRET = 'not-for-the-harness';
+    try {
+      const spec = job({ EVALFLOW_TEST_VALUE: 'from-spec' });
+      const handle = await launchRunning(backend, spec);
+      const environ = readFileSync(`/proc/${handle.pid}/environ`, 'utf8').split('\0');
+      expect(environ).toContain('EVALFLOW_TEST_VALUE=from-spec');
+      expect(environ).toContain(`PATH=${process.env.PATH}`);
+      expect(environ.filter((e) => e.startsWith('EVALFLOW_TEST_WORKER_SECRET='))).toEqual([]);
+    } finally {
+      delete process.env.EVALFLOW_TEST_WORKER_SECRET;
+    }
   });
 });
 
