@@ -51,7 +51,10 @@ export function buildInvocationInput(
       const { outputDir, datasetDir } = execution.harnessPaths;
       const extra = {
         // The built-in harness pauses through endpoint outages for as long as the endpoint may take to come up.
-        ...(plan.task.builtin ? { endpoint_outage_timeout: cfg.execution.endpoint_readiness_timeout } : {}),
+        // (Slurm's null means "the walltime": the harness's own default applies then.)
+        ...(plan.task.builtin && cfg.execution.endpoint_readiness_timeout != null
+          ? { endpoint_outage_timeout: cfg.execution.endpoint_readiness_timeout }
+          : {}),
         ...(params.extra ?? {}),
         ...(datasetDir ? { dataset_dir: datasetDir } : {}),
       };

@@ -17,6 +17,15 @@ import { SlurmExecutionSchema } from '../../config/schema.js';
 import { freePort } from '../../common/ports.js';
 import { labUp, slurmLab, slurmSuitesEnabled, type SlurmLab } from '../support/slurm-lab.js';
 
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Metacharacters in paths, names, flags and env values: each must arrive as data, none may run. */
 const CANARY = '/tmp/evalflow-slurm-canary';
 const NASTY = [
@@ -157,17 +166,24 @@ describe.runIf(slurmSuitesEnabled)('sbatch scripts and job states on the loopbac
     const { id, dir } = await submit({ harness: { argv: ['true'] } });
     await waitForEnd(id, dir);
     const pidOf = (file: string) => Number(readFileSync(file, 'utf8').trim());
-    process.kill(pidOf(lab.pidFiles.slurmdbd), 'SIGTERM');
+    // slurm.sh up starts only daemons that are gone: wait for each to exit, not just for the signal.
+    const stop = async (pidFile: string) => {
+      const pid = pidOf(pidFile);
+      process.kill(pid, 'SIGTERM');
+      for (const deadline = Date.now() + 60_000; processExists(pid); ) {
+        if (Date.now() > deadline) throw new Error(`pid ${pid} (${pidFile}) still running 60 s after SIGTERM`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    await stop(lab.pidFiles.slurmdbd);
     try {
-      await new Promise((r) => setTimeout(r, 1000));
       const reading = await cluster.poll(id, dir);
       expect(reading).toMatchObject({ kind: 'found', job: { state: 'COMPLETED', exitCode: 0, source: 'scontrol' } });
     } finally {
       labUp();
     }
-    process.kill(pidOf(lab.pidFiles.slurmctld), 'SIGTERM'); // SIGTERM only: slurmctld saves its state
+    await stop(lab.pidFiles.slurmctld); // SIGTERM only: slurmctld saves its state
     try {
-      await new Promise((r) => setTimeout(r, 2000));
       const reading = await cluster.poll(id, dir);
       expect(reading).toMatchObject({ kind: 'transient', message: expect.stringMatching(/Unable to contact slurm controller/) });
     } finally {

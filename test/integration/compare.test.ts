@@ -80,8 +80,9 @@ evaluation:
     await run('degraded', 0);
     degrade = false;
     await run('repeat', 0);
-    // Every GSM8K request fails: that job fails (error budget 0), so the invocation fails.
-    fixture.addFault(/^(?![\s\S]*multiple choice)/, { kind: 'status', status: 500, times: 1_000_000 });
+    // Every GSM8K request is refused (a 400 is the request's fault, not an outage the harness waits out):
+    // that job fails (error budget 0), so the invocation fails.
+    fixture.addFault(/^(?![\s\S]*multiple choice)/, { kind: 'status', status: 400, times: 1_000_000 });
     await run('failed', 1);
     fixture.clearFaults();
   }, 600_000);
