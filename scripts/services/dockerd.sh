@@ -11,8 +11,8 @@
 # Idempotent and safe to run concurrently (flock). Needs root to install and start; reuses a running
 # daemon as any user. Settings: EVALFLOW_DOCKER_SOCK (default /run/evalflow-docker.sock) and
 # EVALFLOW_DOCKER_STATE (default /var/lib/evalflow-docker: data/, exec/, dockerd.pid, dockerd.log),
-# EVALFLOW_DOCKER_STORAGE_DRIVER (default vfs: works everywhere, but copies the whole image per container;
-# overlay2 creates containers in O(1) where the kernel and the backing filesystem allow it).
+# EVALFLOW_DOCKER_STORAGE_DRIVER (default auto: overlay2, which creates containers in O(1), where the kernel
+# and the backing filesystem allow it, else vfs, which works everywhere but copies the whole image per container).
 set -euo pipefail
 SOCK=${EVALFLOW_DOCKER_SOCK:-/run/evalflow-docker.sock}
 STATE=${EVALFLOW_DOCKER_STATE:-/var/lib/evalflow-docker}
@@ -53,21 +53,34 @@ start() {
   if pid=$(owned_pid); then
     echo "dockerd.sh: dockerd $pid is running but does not answer on $SOCK; see $STATE/dockerd.log" >&2; exit 1
   fi
+  local driver=${EVALFLOW_DOCKER_STORAGE_DRIVER:-auto}
+  local started=$EPOCHREALTIME
+  if [ "$driver" = auto ]; then
+    launch overlay2 || { echo "dockerd.sh: overlay2 is not usable here; falling back to vfs" >&2; launch vfs; } || exit 1
+  else
+    launch "$driver" || exit 1
+  fi
+  awk -v pid="$(cat "$STATE/dockerd.pid")" -v sock="$SOCK" -v t0="$started" -v t1="$EPOCHREALTIME" \
+    -v driver="$("$DOCKER_CLI" info --format '{{.Driver}}')" \
+    'BEGIN { printf "dockerd.sh: dockerd %s (%s) answers on %s after %.2f s\n", pid, driver, sock, t1 - t0 }' >&2
+}
+
+launch() { # launch <storage driver>: start dockerd and wait until it answers; 1 if it exits first
   release_netns
   rm -f "$SOCK"
   mkdir -p "$STATE/data" "$STATE/exec"
-  local started=$EPOCHREALTIME
-  setsid dockerd --iptables=false --ip-masq=false --bridge=none --storage-driver="${EVALFLOW_DOCKER_STORAGE_DRIVER:-vfs}" \
+  setsid dockerd --iptables=false --ip-masq=false --bridge=none --storage-driver="$1" \
     -H "$DOCKER_HOST" --data-root "$STATE/data" --exec-root "$STATE/exec" --pidfile "$STATE/dockerd.pid" \
     >>"$STATE/dockerd.log" 2>&1 </dev/null &
+  local pid=$!
   for _ in $(seq 600); do
-    answers && break
-    kill -0 $! 2>/dev/null || { echo "dockerd.sh: dockerd exited; last log lines:" >&2; tail -n 20 "$STATE/dockerd.log" >&2; exit 1; }
+    answers && return 0
+    kill -0 "$pid" 2>/dev/null || { echo "dockerd.sh: dockerd ($1) exited; last log lines:" >&2; tail -n 5 "$STATE/dockerd.log" >&2; return 1; }
     sleep 0.1
   done
-  answers || { echo "dockerd.sh: dockerd did not answer on $SOCK within 60 s; see $STATE/dockerd.log" >&2; exit 1; }
-  awk -v pid="$(cat "$STATE/dockerd.pid")" -v sock="$SOCK" -v t0="$started" -v t1="$EPOCHREALTIME" \
-    'BEGIN { printf "dockerd.sh: dockerd %s answers on %s after %.2f s\n", pid, sock, t1 - t0 }' >&2
+  echo "dockerd.sh: dockerd ($1) did not answer on $SOCK within 60 s; see $STATE/dockerd.log" >&2
+  kill -TERM "$pid" 2>/dev/null && for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  return 1
 }
 
 stop() {
