@@ -4,7 +4,7 @@
  * worker crash re-attaches to what is already running instead of starting it again.
  */
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { ApplicationFailure, Context, heartbeat, log } from '@temporalio/activity';
 import { executorFor } from '../backends/registry.js';
 import type { Executor, ExecutorRegistry } from '../backends/types.js';
@@ -16,9 +16,13 @@ import { hostTaskQueue, jobIdOf, launchName } from '../core/ids.js';
 import type { PollResult } from '../core/outcome.js';
 import type { Progress } from '../core/progress.js';
 import { assertEnvAllowed, assertEnvRefsAllowed, assertLaunchAllowed, assertPathAllowed, workerPolicyFromEnv, type WorkerPolicy } from '../common/worker-policy.js';
-import { exportLocal, exportRow } from '../exporters/local.js';
+import { ConfigError } from '../config/errors.js';
+import { ExportDestinationInputSchema } from '../core/exports.js';
+import { localExportDir, type LocalSettings } from '../exporters/local.js';
+import { exporterFor, exportSettings } from '../exporters/registry.js';
+import { ExportError, type ExportJob, type ExportOutcome } from '../exporters/types.js';
 import { flattenMetrics, readResultsFile, ResultsFormatError } from '../harness/results-schema.js';
-import type { ExportDestination, ResolvedEvaluationInput, SampleCounts } from '../workflows/types.js';
+import type { ResolvedEvaluationInput, SampleCounts } from '../workflows/types.js';
 import { probeEndpoint } from './endpoint.js';
 
 export interface ActivityDeps {
@@ -197,27 +201,49 @@ export function createActivities(deps: ActivityDeps) {
       }
     },
 
+    /**
+     * Exports one finished job to each destination through its exporter (exporters/registry.ts).
+     * Idempotent: every exporter finds a job exported before by its job id and updates it in place.
+     */
     async exportResults(input: {
       invocationId: string;
       jobId: string;
       taskName: string;
       jobDir: string;
       model: string;
-      destinations: ExportDestination[];
-    }): Promise<string[]> {
-      const row = exportRow(input);
-      const written: string[] = [];
-      for (const dest of input.destinations) {
-        assertPathAllowed(policy, 'output', dest.outputDir ?? dirname(input.jobDir), dest.outputDir ? 'export.local.output_dir' : 'execution.output_dir');
-        written.push(
-          await exportLocal([row], {
-            outputDir: dest.outputDir ?? dirname(input.jobDir),
-            format: dest.format,
-            filename: dest.outputFilename,
-          }),
-        );
+      /** The job's executor kind (`process`, `docker`, `slurm`); absent from evalflow 0.1 workflows. */
+      executor?: string;
+      destinations: unknown[];
+    }): Promise<ExportOutcome[]> {
+      const job: ExportJob = { ...input, executor: upstreamExecutorWord(input.executor) };
+      const outcomes: ExportOutcome[] = [];
+      for (const raw of input.destinations) {
+        const parsed = ExportDestinationInputSchema.safeParse(raw);
+        if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid export destination: ${parsed.error.issues[0]?.message ?? 'invalid'}`, 'InvalidExportSettings');
+        const dest = parsed.data;
+        assertEnvRefsAllowed(policy, dest.env);
+        const [settings, exporterEnv] = nonRetryableIfBadInput(() => [
+          exportSettings(dest.kind, dest.settings),
+          { ...env, ...resolveHostEnv(dest.env, env, `worker host ${deps.host.hostname}`).values },
+        ]);
+        if (dest.kind === 'local') {
+          const local = settings as LocalSettings;
+          assertPathAllowed(policy, 'output', localExportDir(local, input.jobDir), local.output_dir ? 'export.local.output_dir' : 'execution.output_dir');
+        }
+        let results: ExportOutcome[];
+        try {
+          results = await exporterFor(dest.kind).export([job], settings, { env: exporterEnv });
+        } catch (err) {
+          if (err instanceof ExportError && err.permanent) throw ApplicationFailure.nonRetryable(`export to ${dest.kind}: ${err.message}`, 'ExportFailed');
+          throw err;
+        }
+        for (const outcome of results) {
+          if (outcome.status === 'failed') throw ApplicationFailure.retryable(`export of ${outcome.jobId} to ${dest.kind} failed: ${outcome.message ?? outcome.where}`, 'ExportFailed');
+          log.info('exported', { jobId: outcome.jobId, destination: dest.kind, status: outcome.status, where: outcome.where });
+        }
+        outcomes.push(...results);
       }
-      return written;
+      return outcomes;
     },
 
     /**
@@ -239,6 +265,21 @@ export function createActivities(deps: ActivityDeps) {
       return { stopped };
     },
   });
+}
+
+/** Bad export settings do not get better by retrying (a missing variable is a PermanentError already). */
+function nonRetryableIfBadInput<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ConfigError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidExportSettings');
+    throw err;
+  }
+}
+
+/** Upstream's executor word for exports (`local` for processes and containers on the worker's host). */
+function upstreamExecutorWord(kind: string | undefined): string {
+  return kind === undefined || kind === 'process' || kind === 'docker' ? 'local' : kind;
 }
 
 /**

@@ -10,7 +10,9 @@ import { walltimeSeconds } from '../backends/slurm/script.js';
 import type { TaskPlan } from '../config/plan.js';
 import type { RunConfig } from '../config/schema.js';
 import { ConfigError } from '../config/errors.js';
-import type { ExportDestination, InvocationInput } from '../workflows/types.js';
+import { parseEnvRef } from '../config/env.js';
+import { EXPORT_DESTINATION_KINDS, type ExportDestination, type ExportDestinationKind } from '../core/exports.js';
+import type { InvocationInput } from '../workflows/types.js';
 
 export function newInvocationId(): string {
   return randomBytes(8).toString('hex');
@@ -111,8 +113,9 @@ function readinessTimeoutS(cfg: RunConfig): number {
 /** What `run` can start today; `--dry-run` shows every plan, runnable or not. */
 export function assertRunnable(cfg: RunConfig, input: InvocationInput): void {
   for (const [i, dest] of (cfg.execution.auto_export?.destinations ?? []).entries()) {
-    if (dest !== 'local') {
-      throw new ConfigError(`execution.auto_export.destinations[${i}]: export destination '${dest}' is not supported yet (supported: local)`, `execution.auto_export.destinations[${i}]`);
+    if (!isExportDestinationKind(dest)) {
+      const key = `execution.auto_export.destinations[${i}]`;
+      throw new ConfigError(`${key}: export destination '${dest}' is not supported (supported: ${EXPORT_DESTINATION_KINDS.join(', ')})`, key);
     }
   }
   for (const task of input.tasks) {
@@ -126,16 +129,15 @@ export function assertRunnable(cfg: RunConfig, input: InvocationInput): void {
   }
 }
 
-/** The destinations this version exports to (assertRunnable refuses the others before a run). */
+function isExportDestinationKind(dest: string): dest is ExportDestinationKind {
+  return (EXPORT_DESTINATION_KINDS as readonly string[]).includes(dest);
+}
+
+/**
+ * Each auto-export destination with its `export.<dest>` settings (validated by its exporter when the
+ * config was loaded) and the `export.env_vars` it reads; assertRunnable refuses destinations evalflow lacks.
+ */
 function exportDestinations(cfg: RunConfig): ExportDestination[] {
-  const destinations = (cfg.execution.auto_export?.destinations ?? []).filter((dest) => dest === 'local');
-  return destinations.map(() => {
-    const local = cfg.export?.local;
-    return {
-      kind: 'local' as const,
-      format: local?.format ?? 'json',
-      ...(local?.output_dir ? { outputDir: local.output_dir } : {}),
-      ...(local?.output_filename ? { outputFilename: local.output_filename } : {}),
-    };
-  });
+  const env = Object.fromEntries(Object.entries(cfg.export?.env_vars ?? {}).map(([name, value]) => [name, parseEnvRef(value, `export.env_vars.${name}`)]));
+  return (cfg.execution.auto_export?.destinations ?? []).filter(isExportDestinationKind).map((kind) => ({ kind, settings: cfg.export?.[kind] ?? {}, env }));
 }

@@ -113,7 +113,7 @@ function envInterpolationProblems(node: unknown, path: (string | number)[] = [])
   });
 }
 
-/** Relative output and dataset dirs, and `./`-style mount sources, are taken relative to `cwd`. */
+/** Relative output, export and dataset dirs, and `./`-style mount sources, are taken relative to `cwd`. */
 function absolutePaths(tree: Tree, cwd: string): Tree {
   const out = structuredClone(tree);
   const abs = (p: unknown) => (typeof p === 'string' && p !== '' && !isAbsolute(p) ? resolve(cwd, p) : p);
@@ -130,6 +130,8 @@ function absolutePaths(tree: Tree, cwd: string): Tree {
       }
     }
   }
+  const localExport = child(out.export, 'local').value;
+  if (isTree(localExport) && localExport.output_dir !== undefined) localExport.output_dir = abs(localExport.output_dir);
   const tasks = child(out.evaluation, 'tasks').value;
   if (Array.isArray(tasks)) {
     for (const task of tasks) if (isTree(task) && task.dataset_dir !== undefined) task.dataset_dir = abs(task.dataset_dir);

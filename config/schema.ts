@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { parseDockerArgs } from '../backends/local/docker/args.js';
+import { EXPORTER_NAMES, exporterFor } from '../exporters/registry.js';
 import { ApiEndpointSchema, EndpointTypeSchema, ParamsSchema } from '../harness/run-config.js';
 import { ENV_NAME_RE, envValueProblem } from './env.js';
 import { ConfigError } from './errors.js';
@@ -207,25 +208,15 @@ const EvaluationSchema = z
   })
   .strict();
 
-/** Destination settings beyond `local` are validated by their exporters. */
+/** `export.<dest>`: each destination's settings, validated by its exporter (exporters/registry.ts). */
 const ExporterSettingsSchema = z.record(z.string(), z.unknown());
 const ExportSchema = z
   .object({
-    local: z
-      .object({
-        output_dir: z.string().min(1).optional(),
-        format: z.enum(['json', 'csv']).optional(),
-        output_filename: z.string().min(1).optional(),
-        copy_logs: z.boolean().optional(),
-        copy_artifacts: z.boolean().optional(),
-        only_required: z.boolean().optional(),
-        log_metrics: z.array(z.string()).optional(),
-      })
-      .strict()
-      .optional(),
+    local: ExporterSettingsSchema.optional(),
     mlflow: ExporterSettingsSchema.optional(),
     wandb: ExporterSettingsSchema.optional(),
     gsheets: ExporterSettingsSchema.optional(),
+    /** Variables the exporters read where they run (e.g. `MLFLOW_TRACKING_TOKEN: host:MY_TOKEN`). */
     env_vars: EnvVarsSchema.optional(),
   })
   .strict();
@@ -283,6 +274,14 @@ function referenceProblems(cfg: RunConfig): ConfigError[] {
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     problems.push(err);
+  }
+  // Each destination's settings, by its exporter's schema, reported like the rest of the config.
+  for (const dest of EXPORTER_NAMES) {
+    const settings = cfg.export?.[dest as keyof NonNullable<RunConfig['export']>];
+    const parsed = settings === undefined ? undefined : exporterFor(dest).settingsSchema.safeParse(settings, { reportInput: true });
+    for (const issue of parsed?.error?.issues ?? []) {
+      for (const line of describeIssue({ ...issue, path: ['export', dest, ...issue.path] })) problems.push(new ConfigError(line.text, line.path));
+    }
   }
   return problems;
 }

@@ -142,6 +142,11 @@ export const LocalSettingsSchema = CommonExportSettingsSchema.extend({
 }).strict();
 export type LocalSettings = z.output<typeof LocalSettingsSchema>;
 
+/** Where the local exporter writes a job's export: the run directory (`jobs`) or the execution's output_dir (`upstream`), unless set. */
+export function localExportDir(settings: LocalSettings, jobDir: string): string {
+  return settings.output_dir ?? (settings.layout === 'upstream' ? dirname(dirname(jobDir)) : dirname(jobDir));
+}
+
 export const localExporter: Exporter<LocalSettings> = {
   name: 'local',
   settingsSchema: LocalSettingsSchema,
@@ -154,7 +159,7 @@ export const localExporter: Exporter<LocalSettings> = {
     // One file per run directory (jobs of one invocation share it).
     const byDir = new Map<string, ExportJob[]>();
     for (const job of jobs) {
-      const dir = settings.output_dir ?? dirname(job.jobDir);
+      const dir = localExportDir(settings, job.jobDir);
       byDir.set(dir, [...(byDir.get(dir) ?? []), job]);
     }
     for (const [outputDir, group] of byDir) {
@@ -173,7 +178,7 @@ interface UpstreamSummary {
 }
 
 async function exportUpstreamLayout(job: ExportJob, settings: LocalSettings): Promise<ExportOutcome> {
-  const outputDir = settings.output_dir ?? dirname(dirname(job.jobDir));
+  const outputDir = localExportDir(settings, job.jobDir);
   const invocationDir = join(outputDir, job.invocationId);
   const jobExportDir = join(invocationDir, job.jobId);
   for (const file of jobFiles(job.jobDir, settings)) {

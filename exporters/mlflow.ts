@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { CommonExportSettingsSchema, jobFiles, jobMetrics } from './common.js';
-import type { ExportContext, ExportJob, ExportOutcome, Exporter } from './types.js';
+import { ExportError, type ExportContext, type ExportJob, type ExportOutcome, type Exporter } from './types.js';
 
 export const DEFAULT_EXPERIMENT_NAME = 'nemo-evaluator-launcher';
 
@@ -32,7 +32,7 @@ export const MlflowSettingsSchema = CommonExportSettingsSchema.extend({
 }).strict();
 export type MlflowSettings = z.output<typeof MlflowSettingsSchema>;
 
-export class MlflowError extends Error {
+export class MlflowError extends ExportError {
   override name = 'MlflowError';
 }
 
@@ -141,13 +141,14 @@ export class MlflowClient {
   }
 }
 
+/** A refused request is permanent; a server error, an overload (429) or a timeout (408) may pass on a retry. */
 export class MlflowApiError extends MlflowError {
   constructor(
     message: string,
     readonly status: number,
     readonly code: string,
   ) {
-    super(message);
+    super(message, status < 500 && status !== 408 && status !== 429);
   }
 }
 

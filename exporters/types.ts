@@ -36,3 +36,17 @@ export interface Exporter<Settings> {
   readonly settingsSchema: z.ZodType<Settings, unknown>;
   export(jobs: ExportJob[], settings: Settings, ctx: ExportContext): Promise<ExportOutcome[]>;
 }
+
+/**
+ * An export that failed. `permanent`: retrying cannot help (bad settings, a server that refuses the
+ * request); otherwise (a server down or overloaded) a retry may succeed.
+ */
+export class ExportError extends Error {
+  override name = 'ExportError';
+  constructor(
+    message: string,
+    readonly permanent = true,
+  ) {
+    super(message);
+  }
+}

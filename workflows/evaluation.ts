@@ -151,12 +151,13 @@ export async function EvaluationWorkflow(rawInput: unknown): Promise<EvaluationR
 
     if (input.exports.length > 0) {
       setStage('exporting');
-      await acts.onJobHost().exportResults({
+      await acts.exporting().exportResults({
         invocationId: input.invocationId,
         jobId,
         taskName: input.taskName,
         jobDir: input.jobDir,
         model: input.endpoint.modelId,
+        executor: input.executor.kind,
         destinations: input.exports,
       });
     }
@@ -240,6 +241,15 @@ class JobActivities {
       startToCloseTimeout: `${this.input.endpoint.readinessTimeoutS + EXECUTOR_TIMING[this.input.executor.kind].launchTimeoutS} seconds`,
       heartbeatTimeout: `${this.heartbeatTimeoutS} seconds`,
       retry: { maximumAttempts: 5, initialInterval: '1 second', maximumInterval: '30 seconds' },
+    });
+  }
+
+  /** Exports, with timeouts of their own: an upload to a tracking server is neither a launch nor a probe. */
+  exporting(): Activities {
+    return proxyActivities<Activities>({
+      ...(this.hostQueue ? { taskQueue: this.hostQueue, scheduleToStartTimeout: `${this.hostWaitS} seconds` } : {}),
+      startToCloseTimeout: '10 minutes',
+      retry: { maximumAttempts: 5, initialInterval: '5 seconds', maximumInterval: '1 minute' },
     });
   }
 

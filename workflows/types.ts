@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { EnvRefsSchema } from '../core/env-refs.js';
+import { ExportDestinationInputSchema } from '../core/exports.js';
 import { ExecutorSpecSchema, type ExecutorHandle } from '../core/executor.js';
 import { INVOCATION_ID_PATTERN, JOB_NAME_PATTERN } from '../core/ids.js';
 import type { Progress } from '../core/progress.js';
@@ -21,20 +22,8 @@ export {
 export { SEARCH_ATTRIBUTES } from '../core/search-attributes.js';
 export type { Progress } from '../core/progress.js';
 export type { ExecutorHandle } from '../core/executor.js';
+export { ExportDestinationSchema, type ExportDestination } from '../core/exports.js';
 export { watchCheckpointSeconds } from './watch-policy.js';
-
-export const ExportDestinationSchema = z.discriminatedUnion('kind', [
-  z
-    .object({
-      kind: z.literal('local'),
-      format: z.enum(['json', 'csv']).default('json'),
-      /** Directory of the processed_results file; default: the invocation's run dir. */
-      outputDir: z.string().min(1).optional(),
-      outputFilename: z.string().min(1).optional(),
-    })
-    .strict(),
-]);
-export type ExportDestination = z.infer<typeof ExportDestinationSchema>;
 
 /** A model server to start for the job (`deployment:`); its settings are the executor's to validate. */
 export const DeploymentSpecSchema = z.object({ type: z.string().min(1) }).passthrough();
@@ -77,7 +66,8 @@ export const EvaluationInputSchema = z
       })
       .strict()
       .prefault({}),
-    exports: z.array(ExportDestinationSchema).default([]),
+    /** Also the `{kind: 'local', format, …}` shape of workflows started before exporters were plug-ins (they keep replaying). */
+    exports: z.array(ExportDestinationInputSchema).default([]),
     /** Launches of this job by earlier runs (a resume continues their numbering, and their caches). */
     attemptOffset: z.number().int().nonnegative().default(0),
   })

@@ -1,8 +1,8 @@
 /**
  * Exporters against real components: a run through the real Temporal server (fixture endpoint), then
  * `evalflow export` to a real MLflow tracking server (PyPI mlflow, SQLite backend, proxied artifacts)
- * twice: one run per job, its tags, params, metrics and artifacts, once. And the local exporter in
- * upstream's layout.
+ * twice: one run per job, its tags, params, metrics and artifacts, once; auto-export to MLflow and local
+ * files from the workflow. And the local exporter in upstream's layout.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -99,6 +99,59 @@ evaluation:
     expect(await list('evalflow.gsm8k/logs')).toContain('evalflow.gsm8k/logs/client_stdout.log');
     const stored = readFileSync(join(dir, 'mlflow', 'artifacts', experiment.experiment_id, run.info.run_id, 'artifacts', 'evalflow.gsm8k', 'artifacts', 'results.yml'), 'utf8');
     expect(stored).toContain('gsm8k');
+  });
+
+  it('auto-export to MLflow and local from the workflow: the tracking URI from export.env_vars, resolved on the worker; a later export updates the same run', async () => {
+    process.env.EVALFLOW_IT_MLFLOW_URI = mlflow.url;
+    const config = writeConfig(
+      dir,
+      `
+defaults:
+  - execution: local
+  - deployment: none
+  - _self_
+execution:
+  output_dir: ${dir}/auto
+  runtime: process
+  auto_export:
+    destinations: [mlflow, local]
+export:
+  mlflow: {experiment_name: evalflow-auto, tags: {suite: auto}}
+  local: {format: csv}
+  env_vars: {MLFLOW_TRACKING_URI: 'host:EVALFLOW_IT_MLFLOW_URI'}
+target:
+  api_endpoint: {url: '${fixture.url}/v1/chat/completions', model_id: fixture-model, type: chat}
+evaluation:
+  tasks:
+    - name: evalflow.gsm8k
+      dataset_dir: ${DATASETS}
+      nemo_evaluator_config: {config: {params: {limit_samples: ${N}, parallelism: 2}}}
+`,
+      'auto.yaml',
+    );
+    const res = await cli('run', '-c', config, '--wait');
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    const auto = startedInvocationId(res.stdout);
+    const runsOf = async () => {
+      const { experiment } = await api<{ experiment: { experiment_id: string } }>('experiments/get-by-name?experiment_name=evalflow-auto');
+      return (
+        await api<{ runs?: Array<{ info: { run_id: string; status: string }; data: { tags: Array<{ key: string; value: string }>; metrics: Array<{ key: string; value: number }> } }> }>('runs/search', {
+          experiment_ids: [experiment.experiment_id],
+        })
+      ).runs ?? [];
+    };
+    const runs = await runsOf();
+    expect(runs).toHaveLength(1);
+    expect(runs[0]?.info.status).toBe('FINISHED');
+    expect(Object.fromEntries(runs[0]?.data.tags.map((t) => [t.key, t.value]) ?? [])).toMatchObject({ invocation_id: auto, job_id: `${auto}.0`, executor: 'local', suite: 'auto' });
+    expect(Object.fromEntries(runs[0]?.data.metrics.map((m) => [m.key, m.value]) ?? []).gsm8k_accuracy).toBeCloseTo(4 / N, 12);
+    const status = JSON.parse((await cli('status', auto, '--json')).stdout) as Array<{ location: string }>;
+    const csv = readFileSync(join(status[0]?.location ?? '', '..', 'processed_results.csv'), 'utf8');
+    expect(csv).toContain(`${auto}.0`);
+
+    const again = await cli('export', auto, '--dest', 'mlflow', '-o', `export.mlflow.tracking_uri=${mlflow.url}`, '-o', 'export.mlflow.experiment_name=evalflow-auto');
+    expect(again.code, again.stderr).toBe(0);
+    expect((await runsOf()).map((r) => r.info.run_id)).toEqual(runs.map((r) => r.info.run_id));
   });
 
   it('refuses bad destination settings before connecting (exit 2, key named)', async () => {

@@ -102,7 +102,7 @@ describe('buildInvocationInput', () => {
 
     // The API key travels only as a name: to read on the worker host.
     expect(task.env).toEqual({ HF_TOKEN: { kind: 'host', name: 'HF_TOKEN_ON_HOST' }, MY_API_KEY: { kind: 'host', name: 'MY_API_KEY' } });
-    expect(task.exports).toEqual([{ kind: 'local', format: 'csv' }]);
+    expect(task.exports).toEqual([{ kind: 'local', settings: { format: 'csv' }, env: {} }]);
   });
 
   it('builds every task without a filter, each with its own index, job dir and artifacts dir', () => {
@@ -142,11 +142,24 @@ describe('buildInvocationInput', () => {
     expect(input.maxParallel).toBe(2);
   });
 
-  it('exports: format defaults to json; output dir and filename are passed on; no destinations → none', () => {
-    expect(build(config({ exportLocal: null })).tasks[0]?.exports).toEqual([{ kind: 'local', format: 'json' }]);
-    const custom = build(config({ exportLocal: { format: 'json', output_dir: '/exports', output_filename: 'all' } }));
-    expect(custom.tasks[0]?.exports).toEqual([{ kind: 'local', format: 'json', outputDir: '/exports', outputFilename: 'all' }]);
+  it('exports: each destination with its export.<dest> settings and the names in export.env_vars; no destinations → none', () => {
+    expect(build(config({ exportLocal: null })).tasks[0]?.exports).toEqual([{ kind: 'local', settings: {}, env: {} }]);
+    const custom = build(config({ exportLocal: { format: 'json', output_dir: 'exports', output_filename: 'all', layout: 'upstream' } }));
+    expect(custom.tasks[0]?.exports).toEqual([{ kind: 'local', settings: { format: 'json', output_dir: join(dir, 'exports'), output_filename: 'all', layout: 'upstream' }, env: {} }]);
     expect(build(config({ destinations: [] })).tasks[0]?.exports).toEqual([]);
+    const mlflow = build({
+      ...config({ destinations: ['mlflow', 'local'], exportLocal: null }),
+      export: { mlflow: { tracking_uri: 'http://127.0.0.1:5000', experiment_name: 'nightly' }, env_vars: { MLFLOW_TRACKING_TOKEN: 'host:MY_MLFLOW_TOKEN' } },
+    });
+    expect(mlflow.tasks[0]?.exports).toEqual([
+      { kind: 'mlflow', settings: { tracking_uri: 'http://127.0.0.1:5000', experiment_name: 'nightly' }, env: { MLFLOW_TRACKING_TOKEN: { kind: 'host', name: 'MY_MLFLOW_TOKEN' } } },
+      { kind: 'local', settings: {}, env: { MLFLOW_TRACKING_TOKEN: { kind: 'host', name: 'MY_MLFLOW_TOKEN' } } },
+    ]);
+  });
+
+  it('export settings are checked by their exporter when the config is loaded (exit 2, key named)', () => {
+    expect(() => load({ ...config(), export: { mlflow: { experiment_nam: 'x' } } })).toThrow(/export\.mlflow.*experiment_nam/);
+    expect(() => load({ ...config(), export: { local: { layout: 'flat' } } })).toThrow(/export\.local\.layout/);
   });
 
   it('gives built-in tasks the readiness timeout as their outage limit, unless the task sets its own', () => {
@@ -193,8 +206,10 @@ describe('buildInvocationInput', () => {
     expect((caught as ConfigError).message).toMatch(/^evaluation\.tasks\[1\]\.name: task simple_evals\.mmlu runs in upstream's harness container, which this version cannot start yet/);
   });
 
-  it('assertRunnable rejects an export destination other than local, naming its position', () => {
-    const loaded = load(config({ destinations: ['local', 'mlflow'] }));
+  it('assertRunnable accepts local and mlflow auto-export, and rejects a destination evalflow lacks, naming its position', () => {
+    const runnable = load(config({ destinations: ['local', 'mlflow'] }));
+    expect(() => assertRunnable(runnable, buildInvocationInput(runnable, planTasks(runnable), { invocationId: INV, now: NOW }))).not.toThrow();
+    const loaded = load(config({ destinations: ['local', 'wandb'] }));
     let caught: unknown;
     try {
       assertRunnable(loaded, buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW }));
@@ -203,6 +218,6 @@ describe('buildInvocationInput', () => {
     }
     expect(caught).toBeInstanceOf(ConfigError);
     expect((caught as ConfigError).keyPath).toBe('execution.auto_export.destinations[1]');
-    expect((caught as ConfigError).message).toContain("'mlflow' is not supported yet");
+    expect((caught as ConfigError).message).toContain("'wandb' is not supported (supported: local, mlflow)");
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ExportDestinationInputSchema } from '../../core/exports.js';
 import {
   EvaluationInputSchema,
   evaluationWorkflowId,
@@ -97,10 +98,23 @@ describe('EvaluationInputSchema', () => {
     expect(parsed.exports).toEqual([]);
   });
 
-  it('fills missing limit fields and the export format', () => {
-    const parsed = EvaluationInputSchema.parse(input({ limits: { maxAttempts: 5 }, exports: [{ kind: 'local' }] }));
+  it('fills missing limit fields and the export settings and env', () => {
+    const parsed = EvaluationInputSchema.parse(input({ limits: { maxAttempts: 5 }, exports: [{ kind: 'local' }, { kind: 'mlflow', settings: { experiment_name: 'x' } }] }));
     expect(parsed.limits).toEqual({ maxAttempts: 5, heartbeatTimeoutS: 60 });
-    expect(parsed.exports).toEqual([{ kind: 'local', format: 'json' }]);
+    expect(parsed.exports).toEqual([
+      { kind: 'local', settings: {}, env: {} },
+      { kind: 'mlflow', settings: { experiment_name: 'x' }, env: {} },
+    ]);
+    expect(issuePaths(input({ exports: [{ kind: 'wandb' }] }))).toEqual(['exports.0.kind']);
+  });
+
+  it('the export activity also takes the local destination of evalflow 0.1 workflows', () => {
+    expect(ExportDestinationInputSchema.parse({ kind: 'local', format: 'csv', outputDir: '/x', outputFilename: 'f' })).toEqual({
+      kind: 'local',
+      settings: { format: 'csv', output_dir: '/x', output_filename: 'f' },
+      env: {},
+    });
+    expect(ExportDestinationInputSchema.parse({ kind: 'local' })).toEqual({ kind: 'local', settings: {}, env: {} });
   });
 
   it('accepts host, lit and runtime env refs', () => {
