@@ -105,7 +105,12 @@ describe('EvaluationInputSchema', () => {
       { kind: 'local', settings: {}, env: {} },
       { kind: 'mlflow', settings: { experiment_name: 'x' }, env: {} },
     ]);
-    expect(issuePaths(input({ exports: [{ kind: 'wandb' }] }))).toEqual(['exports.0.kind']);
+    expect(issuePaths(input({ exports: [{ kind: 'wandb' }] }))).toEqual(['exports.0']);
+  });
+
+  it('takes the local export destination of workflows started before exporters were plug-ins, so they keep replaying', () => {
+    const parsed = EvaluationInputSchema.parse(input({ exports: [{ kind: 'local', format: 'json' }] }));
+    expect(parsed.exports).toEqual([{ kind: 'local', settings: { format: 'json' }, env: {} }]);
   });
 
   it('the export activity also takes the local destination of evalflow 0.1 workflows', () => {
