@@ -27,17 +27,11 @@ type RuntimeKey = keyof typeof ACTS_UNDER;
 
 /** `export.*` settings a run ignores, and why (auto-export reads export.local's file settings only). */
 const EXPORT_SETTINGS_IGNORED: Record<string, string> = {
-  'local.copy_logs': 'auto-export does not read it (pass --copy-logs to `evalflow export`)',
-  'local.copy_artifacts': 'auto-export does not read it (pass --copy-artifacts to `evalflow export`)',
-  'local.only_required': 'auto-export does not read it (pass --only-required to `evalflow export`)',
-  'local.log_metrics': 'auto-export does not read it (pass --log-metrics to `evalflow export`)',
-  mlflow: 'auto-export supports local only (use `evalflow export --dest mlflow -o export.mlflow.<key>=...`)',
   wandb: 'W&B export is not supported',
   gsheets: 'Google Sheets export is not supported',
-  env_vars: 'no exporter reads env vars',
 };
-/** `export.local` options that act only when the run exports to local itself. */
-const EXPORT_LOCAL_AUTO_OPTIONS = ['local.output_dir', 'local.format', 'local.output_filename'];
+/** `export.<dest>` settings act when the run auto-exports there (`evalflow export` takes `-o export.<dest>.<key>=…`). */
+const AUTO_EXPORT_SETTINGS = ['local', 'mlflow'] as const;
 
 export function runtimeOf(cfg: RunConfig): Runtime {
   switch (cfg.execution.type) {
@@ -106,13 +100,13 @@ export function inertKeyWarnings(cfg: RunConfig, plans: readonly TaskPlan[]): st
   for (const [option, why] of Object.entries(EXPORT_SETTINGS_IGNORED)) {
     if (isSet(valueAt(cfg.export, option))) warnings.push(`export.${option}: ignored: ${why}`);
   }
-  if (!(execution.auto_export?.destinations ?? []).includes('local')) {
-    for (const option of EXPORT_LOCAL_AUTO_OPTIONS) {
-      if (isSet(valueAt(cfg.export, option))) {
-        warnings.push(`export.${option}: ignored unless execution.auto_export.destinations includes local (\`evalflow export\` takes its own flags)`);
-      }
+  const destinations: readonly string[] = execution.auto_export?.destinations ?? [];
+  for (const dest of AUTO_EXPORT_SETTINGS) {
+    if (isSet(cfg.export?.[dest]) && !destinations.includes(dest)) {
+      warnings.push(`export.${dest}: ignored unless execution.auto_export.destinations includes ${dest} (\`evalflow export\` takes -o export.${dest}.<key>=…)`);
     }
   }
+  if (isSet(cfg.export?.env_vars) && destinations.length === 0) warnings.push('export.env_vars: ignored: nothing is auto-exported (execution.auto_export.destinations is empty)');
   return warnings;
 }
 

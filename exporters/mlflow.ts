@@ -29,7 +29,16 @@ export const MlflowSettingsSchema = CommonExportSettingsSchema.extend({
   log_config_params: z.boolean().default(false),
   log_config_params_max_depth: z.number().int().min(1).default(10),
   skip_existing: z.boolean().default(false),
-}).strict();
+  /** Upstream's MLflow names for `copy_logs` and `copy_artifacts` (they win when set). */
+  log_logs: z.boolean().optional(),
+  log_artifacts: z.boolean().optional(),
+})
+  .strict()
+  .transform(({ log_logs, log_artifacts, ...settings }) => ({
+    ...settings,
+    copy_logs: log_logs ?? settings.copy_logs,
+    copy_artifacts: log_artifacts ?? settings.copy_artifacts,
+  }));
 export type MlflowSettings = z.output<typeof MlflowSettingsSchema>;
 
 export class MlflowError extends ExportError {

@@ -56,6 +56,12 @@ describe('mlflow helpers', () => {
     expect(() => resolveTrackingUri({ ...settings, tracking_uri: 'file:///tmp/x' }, {})).toThrow(/http\(s\) URL/);
   });
 
+  it("upstream's log_logs and log_artifacts set copy_logs and copy_artifacts", () => {
+    expect(MlflowSettingsSchema.parse({ log_logs: true, log_artifacts: false })).toMatchObject({ copy_logs: true, copy_artifacts: false });
+    expect(MlflowSettingsSchema.parse({})).toMatchObject({ copy_logs: false, copy_artifacts: true });
+    expect(MlflowSettingsSchema.parse({})).not.toHaveProperty('log_logs');
+  });
+
   it('keys are sanitised; configs flatten to dotted params down to a depth', () => {
     expect(sanitizeKey('mmlu_accuracy (macro)!')).toBe('mmlu_accuracy _macro__');
     expect(sanitizeKey('a.b/c-d:e f')).toBe('a.b/c-d:e f');
