@@ -57,6 +57,10 @@ export function buildInvocationInput(
         ...(plan.task.builtin && cfg.execution.endpoint_readiness_timeout != null
           ? { endpoint_outage_timeout: cfg.execution.endpoint_readiness_timeout }
           : {}),
+        // One shared limit per endpoint for the invocation's built-in tasks (the worker serves it, keyed by invocation).
+        ...(plan.task.builtin && exec.type === 'local' && exec.endpoint_parallelism
+          ? { endpoint_parallelism: exec.endpoint_parallelism, endpoint_limit_group: ids.invocationId }
+          : {}),
         ...(params.extra ?? {}),
         ...(datasetDir ? { dataset_dir: datasetDir } : {}),
       };

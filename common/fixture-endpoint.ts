@@ -61,6 +61,8 @@ export interface FixtureServerOptions {
   port?: number;
   /** Keep `requests` (default true; false for benchmarks). Counters are kept either way. */
   record?: boolean;
+  /** An endpoint with limited capacity: a completion request arriving while this many are in service gets a 429. */
+  capacity?: number;
 }
 
 export interface FixtureServer {
@@ -73,6 +75,8 @@ export interface FixtureServer {
   totalRequests(): number;
   /** TCP connections accepted so far (a keep-alive client opens at most one per concurrent request). */
   totalConnections(): number;
+  /** With `capacity`: the 429s sent for it, and the most requests in service at once. */
+  capacityStats(): { overloads: number; peakInService: number };
   setLatency(ms: number): void;
   /**
    * Adds a fault after the existing ones. Each fault counts the attempts of every request key that
@@ -258,6 +262,10 @@ export async function startFixtureServer(opts: FixtureServerOptions = {}): Promi
   const answerer = opts.answer;
   const recordOn = opts.record ?? true;
   let latencyMs = latencyOf(opts.latencyMs);
+  const capacity = opts.capacity;
+  let inService = 0;
+  let peakInService = 0;
+  let overloads = 0;
   const faults: FaultEntry[] = (opts.faults ?? []).map((f) => ({ match: f.match, fault: f.fault, attempts: new Map() }));
   const requests: FixtureRequestRecord[] = [];
   /** Answered 200 completions per raw body; `answeredCounts()` folds them into request keys. */
@@ -462,6 +470,17 @@ export async function startFixtureServer(opts: FixtureServerOptions = {}): Promi
       requests.push(rec);
     }
     received();
+    if (capacity !== undefined) {
+      if (inService >= capacity) {
+        overloads++;
+        if (rec) Object.assign(rec, { status: 429, answered: true });
+        sendPlain(res, 429, errorBody(429, `fixture: over capacity (${capacity} requests at once)`));
+        return;
+      }
+      inService++;
+      peakInService = Math.max(peakInService, inService);
+      res.once('close', () => inService--);
+    }
     const fault = faults.length === 0 ? undefined : findFault(prompt, raw, rec?.key);
     const ex: Exchange = { res, chat, raw, body, prompts, prompt, fault, rec };
     if (fault !== undefined && (fault.kind === 'timeout' || fault.kind === 'hang')) return;
@@ -531,6 +550,7 @@ export async function startFixtureServer(opts: FixtureServerOptions = {}): Promi
       return out;
     },
     totalRequests: () => total,
+    capacityStats: () => ({ overloads, peakInService }),
     totalConnections: () => connections,
     setLatency(ms: number): void {
       latencyMs = latencyOf(ms);

@@ -73,6 +73,9 @@ export function inertKeyWarnings(cfg: RunConfig, plans: readonly TaskPlan[]): st
     if (execution.mode === 'sequential' && isSet(execution.max_parallel_tasks)) {
       warnings.push('execution.max_parallel_tasks: ignored with execution.mode=sequential (tasks run one at a time)');
     }
+    if (isSet(execution.endpoint_parallelism) && !plans.some((p) => p.task.builtin)) {
+      warnings.push('execution.endpoint_parallelism: ignored: it limits built-in tasks only (container harnesses have their own parallelism)');
+    }
   } else {
     if (isSet(execution.cpu_partition)) warnings.push('execution.cpu_partition: ignored: evalflow exports from the worker, not as a CPU Slurm job');
     if (noDeployment && isSet(execution.deployment?.n_tasks)) warnings.push('execution.deployment.n_tasks: ignored: the config has no deployment');

@@ -54,6 +54,12 @@ const LocalExecutionSchema = z
     extra_docker_args: z.string().default(''),
     /** Parallel mode: how many tasks run at once (all when unset). */
     max_parallel_tasks: z.number().int().min(1).nullish(),
+    /**
+     * Ours: requests at once to the endpoint from all built-in-harness tasks of the invocation on one worker (process
+     * runtime: shared through the worker; docker runtime: each task's parallelism is capped to it). Unset: no limit
+     * beyond each task's `parallelism`.
+     */
+    endpoint_parallelism: z.number().int().min(1).nullish(),
     mounts: z
       .object({
         deployment: MountMapSchema.optional(),

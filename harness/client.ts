@@ -4,6 +4,7 @@
  * backoff that honour `Retry-After`, and a per-attempt timeout.
  */
 import { Pool, request, errors as undiciErrors } from 'undici';
+import type { RequestLimiter, SlotOutcome } from './limiter.js';
 import type { EndpointType, Prompt } from './tasks/types.js';
 
 export interface GenerationParams {
@@ -33,6 +34,8 @@ export interface EndpointClientOptions {
    * request fails with `held` set, to be sent again later or not at all.
    */
   holdRetries?: () => boolean;
+  /** Grants each attempt its slot (adaptive concurrency, a shared per-endpoint limit); told how the attempt ended. */
+  limiter?: RequestLimiter;
 }
 
 export interface Completion {
@@ -73,6 +76,11 @@ class RetryableError extends Error {
 
   get endpointFault(): boolean {
     return this.transport || (this.status !== null && this.status >= 500);
+  }
+
+  /** The endpoint says it is saturated (429 Too Many Requests, 503 Service Unavailable): fewer requests at once. */
+  get overload(): boolean {
+    return this.status === 429 || this.status === 503;
   }
 }
 
@@ -130,7 +138,7 @@ export class EndpointClient {
     const cap = this.opts.retryMaxDelayMs ?? 30_000;
     for (let attempt = 0; ; attempt++) {
       try {
-        const completion = await this.attempt(payload);
+        const completion = await this.limitedAttempt(payload);
         completion.retries = attempt;
         return completion;
       } catch (err) {
@@ -149,6 +157,22 @@ export class EndpointClient {
           throw new RequestFailedError(`${err.message} (retries held after ${attempt + 1} attempts)`, err.status, attempt, err.endpointFault, true);
         }
       }
+    }
+  }
+
+  /** One attempt holding a limiter slot (none while backing off), released with how it ended. */
+  private async limitedAttempt(payload: string): Promise<Completion> {
+    const slot = await this.opts.limiter?.acquire(this.opts.signal);
+    let outcome: SlotOutcome = 'other';
+    try {
+      const completion = await this.attempt(payload);
+      outcome = 'ok';
+      return completion;
+    } catch (err) {
+      if (err instanceof RetryableError && err.overload) outcome = 'overload';
+      throw err;
+    } finally {
+      slot?.release(outcome);
     }
   }
 

@@ -4,6 +4,7 @@
  */
 import { PROGRESS_FILES } from '../core/harness-contract.js';
 import type { Progress } from '../core/progress.js';
+import { setMaxListeners } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
@@ -13,10 +14,11 @@ import { evalflowVersion } from '../common/paths.js';
 import { canonicalRequest, generationKey, ResponseCache, type CachedResponse } from './cache.js';
 import { buildRequestBody, EndpointClient, RequestFailedError } from './client.js';
 import { describeIoError, isIoError } from './lines.js';
-import { Semaphore } from './limiter.js';
+import { AdaptiveLimiter, CombinedLimiter, Semaphore, type LimiterStats, type RequestLimiter } from './limiter.js';
 import { EndpointOutageError, OutageGate, type OutageStats } from './outage.js';
 import { HarnessRunConfigSchema, type HarnessRunConfig, type ResolvedHarnessRunConfig } from './run-config.js';
 import { OrderedJsonlWriter } from './sample-outputs.js';
+import { ENDPOINT_LIMITS_ENV, SharedEndpointLimiter } from './shared-limit.js';
 import { RESULTS_FORMAT_VERSION, type ResultsFile, type SampleCounts } from './results-schema.js';
 import { sampleMean } from './tasks/aggregate.js';
 import { DatasetError, getBuiltinTask } from './tasks/index.js';
@@ -61,8 +63,14 @@ const EngineExtraSchema = z.object({
   endpoint_outage_timeout: z.number().positive().default(DEFAULT_OUTAGE_TIMEOUT_S),
   /** Generations per sample (upstream's name, as bigcode-evaluation-harness takes it): pass@k needs k or more. */
   n_samples: z.number().int().min(1).max(MAX_GENERATIONS).default(1),
+  /**
+   * Requests at once to this endpoint URL across the tasks of one invocation on one worker (the launcher passes
+   * `execution.endpoint_parallelism` and the invocation id as the group); shared through the worker's socket.
+   */
+  endpoint_parallelism: z.number().int().min(1).optional(),
+  endpoint_limit_group: z.string().min(1).optional(),
 });
-const ENGINE_EXTRA_KEYS = ['dataset_dir', 'max_error_rate', 'endpoint_outage_timeout', 'n_samples'];
+const ENGINE_EXTRA_KEYS = ['dataset_dir', 'max_error_rate', 'endpoint_outage_timeout', 'n_samples', 'endpoint_parallelism', 'endpoint_limit_group'];
 
 /**
  * Scoring looks at the last 64 Ki characters of a generation at most (where final answers are): the answer-extracting
@@ -261,6 +269,8 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
   // One way to stop everything at once: the user's signal, a failed background write, an endpoint gone for good.
   const run = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, run.signal]) : run.signal;
+  // Every request waiting for a slot or for room listens on it (and stops listening when served): not a leak.
+  setMaxListeners(0, signal);
   let fatal: Error | undefined;
   const failRun = (err: Error) => {
     if (fatal || opts.signal?.aborted) return;
@@ -270,7 +280,8 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
   const onWriteError = (err: Error) => failRun(new StorageError(err.message, { cause: err }));
   const log = opts.log ?? (() => undefined);
 
-  const parallelism = params.parallelism ?? 1;
+  const sharedCap = env[ENDPOINT_LIMITS_ENV] ? undefined : engineExtra.data.endpoint_parallelism;
+  const parallelism = Math.min(params.parallelism ?? 1, sharedCap ?? Infinity);
   const cacheFile = join(outputDir, 'cache', 'responses.jsonl');
   const cache = storage(`opening ${cacheFile}`, () => ResponseCache.open(cacheFile, onWriteError));
   const samplesFile = join(outputDir, 'nemo-evaluator-per-sample-outputs', `${task.name}.jsonl`);
@@ -293,7 +304,14 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     signal,
     onChange: (_state, detail) => log(detail),
   });
+  // `parallelism` is the hard cap; the limit under it shrinks on 429/503 and recovers (harness/limiter.ts).
+  const ownLimit = new AdaptiveLimiter(parallelism, (limit, why) => {
+    if (why === 'overload') log(`endpoint overloaded (429/503): at most ${limit} requests at once now (parallelism ${parallelism})`);
+  });
+  const sharedLimit = sharedEndpointLimit(engineExtra.data, endpoint.url, env, log);
+  const limiter: RequestLimiter = sharedLimit ? new CombinedLimiter([ownLimit, sharedLimit]) : ownLimit;
   const client = new EndpointClient({
+    limiter,
     url: endpoint.url,
     modelId: endpoint.model_id,
     type: endpointType,
@@ -466,6 +484,7 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
       // already failing: the first error is the one reported
     }
     outputs.abandon();
+    sharedLimit?.close();
     await client.close();
     if (opts.signal?.aborted) {
       try {
@@ -480,6 +499,7 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     if (isIoError(cause)) throw new StorageError(describeIoError(cause, `reading or writing the files in ${outputDir}`).message, { cause });
     throw cause;
   }
+  sharedLimit?.close();
   await client.close();
   if (fatal) throw fatal;
 
@@ -510,7 +530,7 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
 
   storage(`writing the results in ${outputDir}`, () => {
     writeYamlAtomic(join(outputDir, 'results.yml'), results);
-    writeJsonAtomic(join(outputDir, 'eval_factory_metrics.json'), mergeMetrics(outputDir, startedAt, endedAt, usage, progress, gate.stats));
+    writeJsonAtomic(join(outputDir, 'eval_factory_metrics.json'), mergeMetrics(outputDir, startedAt, endedAt, usage, progress, gate.stats, ownLimit.stats));
     writeYamlAtomic(join(outputDir, 'metadata.yaml'), { versioning, ...(cfg.metadata ? { launcher: cfg.metadata } : {}) });
   });
 
@@ -527,6 +547,22 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
         }
       : {}),
   };
+}
+
+/**
+ * The shared per-endpoint limit, when the launcher asked for one (`endpoint_parallelism`) and the worker serves it
+ * (`EVALFLOW_ENDPOINT_LIMITS`). Without the worker's socket (run_eval alone, a container), the task's own parallelism
+ * is lowered to it instead.
+ */
+function sharedEndpointLimit(
+  extra: { endpoint_parallelism?: number | undefined; endpoint_limit_group?: string | undefined },
+  url: string,
+  env: Record<string, string | undefined>,
+  log: (line: string) => void,
+): SharedEndpointLimiter | undefined {
+  const socket = env[ENDPOINT_LIMITS_ENV];
+  if (extra.endpoint_parallelism === undefined || !socket) return undefined;
+  return new SharedEndpointLimiter(socket, `${extra.endpoint_limit_group ?? ''}\n${url}`, extra.endpoint_parallelism, log);
 }
 
 function lookupTask(name: string): TaskDefinition {
@@ -634,6 +670,7 @@ function mergeMetrics(
   usage: { prompt_tokens: number; completion_tokens: number; retries: number; requests: number },
   progress: Progress,
   outages: OutageStats,
+  concurrency: LimiterStats,
 ): Record<string, unknown> {
   const file = join(outputDir, 'eval_factory_metrics.json');
   const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as PreviousMetrics) : undefined;
@@ -657,6 +694,8 @@ function mergeMetrics(
       failed_samples: progress.errors,
       endpoint_outages: outages.outages + (previous?.response_stats?.endpoint_outages ?? 0),
       endpoint_outage_seconds: outages.downMs / 1000 + (previous?.response_stats?.endpoint_outage_seconds ?? 0),
+      // This attempt's adaptive concurrency: the cap, the lowest and the final limit, overload answers (429/503).
+      concurrency: { parallelism: concurrency.max, lowest_limit: concurrency.lowest, final_limit: concurrency.limit, overload_responses: concurrency.overloads },
     },
   };
 }

@@ -3,7 +3,10 @@
  * one on this host's own queue (activities only), which serves the polls, stops and collects of the local
  * processes and containers this host runs. One place for this wiring: the worker command and the tests.
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { localHostIdentity, type HostIdentity } from '../backends/local/host.js';
@@ -11,6 +14,7 @@ import { createExecutors, type ExecutorOptions } from '../backends/registry.js';
 import { dataConverterFromEnv } from '../common/codec.js';
 import { distPath } from '../common/paths.js';
 import { hostTaskQueue, TASK_QUEUE } from '../core/ids.js';
+import { EndpointLimitServer } from '../harness/shared-limit.js';
 
 export interface EvalflowWorkerOptions {
   connection: NativeConnection;
@@ -42,8 +46,11 @@ export function workflowCodeOptions(opts: { encrypted?: boolean } = {}): Pick<Wo
 
 export async function createWorkers(opts: EvalflowWorkerOptions): Promise<EvalflowWorkers> {
   const host = opts.host ?? localHostIdentity();
+  // Per-endpoint limits shared by the harness processes this worker launches (execution.endpoint_parallelism).
+  const endpointLimits = await EndpointLimitServer.start(join(tmpdir(), `evalflow-endpoint-limits-${process.pid}-${randomUUID().slice(0, 8)}.sock`));
+  const executorOptions = { ...opts.executorOptions, process: { endpointLimitsSocket: endpointLimits.socketPath, ...opts.executorOptions?.process } };
   const activities = createActivities({
-    executors: createExecutors({ host, ...opts.executorOptions }),
+    executors: createExecutors({ host, ...executorOptions }),
     host,
     ...opts.activityDeps,
   });
@@ -55,20 +62,29 @@ export async function createWorkers(opts: EvalflowWorkerOptions): Promise<Evalfl
     dataConverter,
     ...(opts.shutdownGraceTime ? { shutdownGraceTime: opts.shutdownGraceTime } : {}),
   };
-  const shared = await Worker.create({ ...common, taskQueue: opts.taskQueue ?? TASK_QUEUE, ...workflowCodeOptions({ encrypted: dataConverter !== undefined }) });
-  const local = await Worker.create({ ...common, taskQueue: hostTaskQueue(host.id) });
-  const workers = [shared, local];
+  let workers: Worker[];
+  try {
+    const shared = await Worker.create({ ...common, taskQueue: opts.taskQueue ?? TASK_QUEUE, ...workflowCodeOptions({ encrypted: dataConverter !== undefined }) });
+    workers = [shared, await Worker.create({ ...common, taskQueue: hostTaskQueue(host.id) })];
+  } catch (err) {
+    await endpointLimits.close();
+    throw err;
+  }
   return {
     host,
     run: async () => {
       // If one stops (fatal error), stop the other so the process does not half-serve.
-      await Promise.all(
-        workers.map((w) =>
-          w.run().finally(() => {
-            for (const other of workers) if (other.getState() === 'RUNNING') other.shutdown();
-          }),
-        ),
-      );
+      try {
+        await Promise.all(
+          workers.map((w) =>
+            w.run().finally(() => {
+              for (const other of workers) if (other.getState() === 'RUNNING') other.shutdown();
+            }),
+          ),
+        );
+      } finally {
+        await endpointLimits.close();
+      }
     },
     shutdown: () => {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();

@@ -21,6 +21,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../../common/files.js';
 import { distPath } from '../../common/paths.js';
 import type { Executor, JobRef, LaunchSpec, LogChunk } from '../types.js';
 import { resolveRuntimeEnv } from '../../core/env-refs.js';
+import { ENDPOINT_LIMITS_ENV } from '../../harness/shared-limit.js';
 import { readLogFrom } from './files.js';
 import type { HostIdentity } from './host.js';
 
@@ -42,6 +43,8 @@ export interface ProcessExecutorOptions {
   harnessEntry?: string;
   /** SIGTERM → SIGKILL grace period for stop. */
   graceMs?: number;
+  /** The worker's endpoint-limit socket (harness/shared-limit.ts), given to every harness it launches. */
+  endpointLimitsSocket?: string;
 }
 
 /** A launch of this (job, attempt) is in progress elsewhere; the activity retries and then adopts it. */
@@ -73,7 +76,12 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
     const adopted = this.adopt(spec, marker);
     if (adopted) return adopted;
 
-    const env = { ...baseEnvironment(process.env), ...resolveRuntimeEnv(spec.runtimeEnv, process.env, this.opts.host.hostname), ...spec.env };
+    const env = {
+      ...baseEnvironment(process.env),
+      ...resolveRuntimeEnv(spec.runtimeEnv, process.env, this.opts.host.hostname),
+      ...spec.env,
+      ...(this.opts.endpointLimitsSocket ? { [ENDPOINT_LIMITS_ENV]: this.opts.endpointLimitsSocket } : {}),
+    };
     const lock = join(logsDir, `harness.a${spec.attempt}.lock`);
     if (!this.takeLock(lock)) {
       // Taken by a live launch on this host: adopt its result once it is there.
