@@ -169,6 +169,18 @@ describe('buildInvocationInput', () => {
     expect(extraOf(1).endpoint_outage_timeout).toBe(30);
   });
 
+  it('passes execution.endpoint_parallelism to built-in tasks with the invocation as the limit group', () => {
+    const cfg = config();
+    Object.assign(cfg.execution, { endpoint_parallelism: 6 });
+    const input = build(cfg);
+    for (const task of input.tasks) {
+      const { extra } = (task.runConfig as { config: { params: { extra: Record<string, unknown> } } }).config.params;
+      expect(extra).toMatchObject({ endpoint_parallelism: 6, endpoint_limit_group: INV });
+    }
+    const without = (build(config()).tasks[0]?.runConfig as { config: { params: { extra: Record<string, unknown> } } }).config.params.extra;
+    expect(without).not.toHaveProperty('endpoint_parallelism');
+  });
+
   it('plans runtime docker: container paths, the docker executor spec, and runs built-in tasks', () => {
     const loaded = load({ ...config({ runtime: 'docker' }), execution: { ...config().execution, runtime: 'docker', extra_docker_args: '--shm-size 1g', mounts: { evaluation: { '/models': '/models:ro' } } } });
     const input = buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW });
