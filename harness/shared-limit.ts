@@ -45,14 +45,14 @@ export class EndpointLimitServer {
   /** Listens on `socketPath` (a stale socket file there is replaced). */
   static async start(socketPath: string): Promise<EndpointLimitServer> {
     rmSync(socketPath, { force: true });
-    let self: EndpointLimitServer | undefined;
-    const server = createServer((socket) => self?.serve(socket));
+    const server = createServer();
+    const self = new EndpointLimitServer(socketPath, server);
+    server.on('connection', (socket: Socket) => self.serve(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(socketPath, () => resolve());
     });
     server.unref(); // serving limits never keeps a process alive
-    self = new EndpointLimitServer(socketPath, server);
     return self;
   }
 

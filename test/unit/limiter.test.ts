@@ -55,7 +55,10 @@ describe('AdaptiveLimiter (AIMD under the parallelism cap)', () => {
     expect(limiter.limit).toBe(4);
     round1.slice(3).forEach((s) => s.release('other'));
     // A 429 of a request started after the decrease halves again; and again, down to 1 and no further.
-    for (const expected of [2, 1, 1]) (await limiter.acquire()).release('overload'), expect(limiter.limit).toBe(expected);
+    for (const expected of [2, 1, 1]) {
+      (await limiter.acquire()).release('overload');
+      expect(limiter.limit).toBe(expected);
+    }
     expect(limiter.stats).toEqual({ max: 8, limit: 1, lowest: 1, overloads: 6 });
     // Recovery: `limit` successes in a row raise it by one (1 → 2 after 1, 2 → 3 after 2 more, …) up to max.
     let successes = 0;
