@@ -9,6 +9,7 @@ import type { ExecutorSpec } from '../core/executor.js';
 import { basename, dirname } from 'node:path';
 import { planLocal } from './local/plan.js';
 import { planSlurm } from './slurm/plan.js';
+import type { ServerSpec } from './server-spec.js';
 
 export interface ExecutionPlan {
   /** For people and the EvalBackend search attribute: `local/process`, `local/docker`, `slurm`. */
@@ -16,6 +17,13 @@ export interface ExecutionPlan {
   executor: ExecutorSpec;
   /** The harness's output dir and dataset dir as the harness sees them. */
   harnessPaths: { outputDir: string; datasetDir?: string };
+  /**
+   * The harness runs upstream's container command (backends/container-job.ts): its run config is the user's
+   * nemo_evaluator_config as written (no evalflow keys), its dataset dir comes from NEMO_EVALUATOR_DATASET_DIR.
+   */
+  upstreamCommand?: boolean;
+  /** The job's model server (`deployment:`), started before the harness and stopped with the job. */
+  server?: ServerSpec;
   /** Dry-run lines: what would run, and where. */
   describe: string[];
 }

@@ -5,8 +5,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { harnessRunConfig } from '../backends/container-job.js';
 import { planExecution } from '../backends/plans.js';
 import { walltimeSeconds } from '../backends/slurm/script.js';
+import { evalflowVersion } from '../common/paths.js';
 import type { TaskPlan } from '../config/plan.js';
 import type { RunConfig } from '../config/schema.js';
 import { ConfigError } from '../config/errors.js';
@@ -34,8 +36,8 @@ export function buildInvocationInput(
   // Slurm jobs run in a remote dir under output_dir; their local side (fetched artifacts) is local_output_dir.
   const localOutputDir = exec.type === 'slurm' ? exec.local_output_dir : exec.output_dir;
   const runDir = join(localOutputDir, runDirName(ids.now, ids.invocationId));
-  const endpoint = cfg.target.api_endpoint;
   const exports = exportDestinations(cfg);
+  const version = evalflowVersion();
   const jobs = plans.map((plan) => {
     const jobDir = join(runDir, plan.jobName);
     return { plan, jobDir, execution: planExecution(cfg, plan, jobDir) };
@@ -43,30 +45,35 @@ export function buildInvocationInput(
   return {
     invocationId: ids.invocationId,
     runDir,
-    model: endpoint.model_id,
+    model: jobs[0]?.plan.endpoint.modelId ?? cfg.target.api_endpoint.model_id ?? 'unknown',
     backend: jobs[0]?.execution.backend ?? cfg.execution.type,
     // Slurm queues every task at once, as upstream submits all its sbatch jobs together.
     mode: exec.type === 'slurm' ? 'parallel' : exec.mode,
     ...(exec.type === 'local' && exec.max_parallel_tasks ? { maxParallel: exec.max_parallel_tasks } : {}),
     tasks: jobs.map(({ plan, jobDir, execution }) => {
-      const { params = {} } = plan.evaluatorConfig.config;
       const { outputDir, datasetDir } = execution.harnessPaths;
-      const extra = {
+      const jobId = `${ids.invocationId}.${plan.index}`;
+      const ownExtra = {
         // The built-in harness pauses through endpoint outages for as long as the endpoint may take to come up.
         // (Slurm's null means "the walltime": the harness's own default applies then.)
-        ...(plan.task.builtin && cfg.execution.endpoint_readiness_timeout != null
-          ? { endpoint_outage_timeout: cfg.execution.endpoint_readiness_timeout }
-          : {}),
+        ...(cfg.execution.endpoint_readiness_timeout != null ? { endpoint_outage_timeout: cfg.execution.endpoint_readiness_timeout } : {}),
         // One shared limit per endpoint for the invocation's built-in tasks (the worker serves it, keyed by invocation).
-        ...(plan.task.builtin && exec.type === 'local' && exec.endpoint_parallelism
-          ? { endpoint_parallelism: exec.endpoint_parallelism, endpoint_limit_group: ids.invocationId }
-          : {}),
-        ...(params.extra ?? {}),
-        ...(datasetDir ? { dataset_dir: datasetDir } : {}),
+        ...(exec.type === 'local' && exec.endpoint_parallelism ? { endpoint_parallelism: exec.endpoint_parallelism, endpoint_limit_group: ids.invocationId } : {}),
       };
-      const apiEndpoint = plan.evaluatorConfig.target.api_endpoint;
-      // The task's nemo_evaluator_config wins over the target's own setting.
-      const stream = apiEndpoint.stream ?? endpoint.stream;
+      const runConfig = harnessRunConfig({
+        evaluatorConfig: execution.upstreamCommand ? plan.evaluatorConfig.merged : builtinExtra(plan, datasetDir, ownExtra),
+        taskType: plan.task.name,
+        outputDir,
+        endpoint: plan.endpoint,
+        metadata: {
+          invocation_id: ids.invocationId,
+          job_id: jobId,
+          task: plan.task.fullName,
+          versioning: { evalflow: version },
+          // As upstream: the commands its container ran, for provenance.
+          ...(execution.upstreamCommand ? { ...(plan.preCmd ? { pre_cmd: plan.preCmd } : {}), ...(plan.postCmd ? { post_cmd: plan.postCmd } : {}) } : {}),
+        },
+      });
       return {
         invocationId: ids.invocationId,
         taskIndex: plan.index,
@@ -75,26 +82,15 @@ export function buildInvocationInput(
         jobDir,
         builtinHarness: plan.task.builtin,
         executor: execution.executor,
+        ...(execution.server ? { deployment: execution.server } : {}),
         endpoint: {
-          url: endpoint.url,
-          modelId: endpoint.model_id,
+          url: plan.endpoint.url,
+          modelId: plan.endpoint.modelId,
           type: plan.endpointType,
-          apiKeyName: endpoint.api_key_name ?? null,
+          apiKeyName: plan.endpoint.apiKeyName ?? null,
           readinessTimeoutS: readinessTimeoutS(cfg),
         },
-        runConfig: {
-          config: { type: plan.task.name, output_dir: outputDir, params: { ...params, extra } },
-          target: {
-            api_endpoint: {
-              url: endpoint.url,
-              model_id: endpoint.model_id,
-              type: plan.endpointType,
-              ...(endpoint.api_key_name ? { api_key_name: endpoint.api_key_name } : {}),
-              ...(stream != null ? { stream } : {}),
-            },
-          },
-          metadata: { invocation_id: ids.invocationId, job_id: `${ids.invocationId}.${plan.index}`, task: plan.task.fullName },
-        },
+        runConfig,
         env: plan.env,
         limits: {
           maxAttempts: exec.max_attempts,
@@ -114,24 +110,54 @@ function readinessTimeoutS(cfg: RunConfig): number {
   return e.endpoint_readiness_timeout ?? walltimeSeconds(e.walltime);
 }
 
+/**
+ * Evalflow's own keys for the built-in harness (`ownExtra`: the outage wait, the shared endpoint limit; a task's
+ * own value wins), and its dataset dir in `params.extra.dataset_dir` (a host path for the process runtime). A harness started with upstream's container command gets NEMO_EVALUATOR_DATASET_DIR instead, and
+ * its config stays as written.
+ */
+function builtinExtra(plan: TaskPlan, datasetDir: string | undefined, ownExtra: Record<string, unknown>): Record<string, unknown> {
+  const merged = plan.evaluatorConfig.merged;
+  if (!plan.task.builtin) return merged;
+  // The task name is the built-in harness's config.type (a user's config.type is warned about as ignored).
+  const config = { ...merged.config };
+  delete config.type;
+  const params = config.params ?? {};
+  const extra = {
+    ...ownExtra,
+    ...(params.extra ?? {}),
+    ...(datasetDir ? { dataset_dir: datasetDir } : {}),
+  };
+  return { ...merged, config: { ...config, params: { ...params, extra } } };
+}
+
 /** What `run` can start today; `--dry-run` shows every plan, runnable or not. */
-export function assertRunnable(cfg: RunConfig, input: InvocationInput): void {
+export function assertRunnable(cfg: RunConfig, input: InvocationInput, env: Record<string, string | undefined> = process.env): void {
   for (const [i, dest] of (cfg.execution.auto_export?.destinations ?? []).entries()) {
     if (!isExportDestinationKind(dest)) {
       const key = `execution.auto_export.destinations[${i}]`;
       throw new ConfigError(`${key}: export destination '${dest}' is not supported (supported: ${EXPORT_DESTINATION_KINDS.join(', ')})`, key);
     }
   }
-  for (const task of input.tasks) {
-    if (task.executor.kind === 'docker' && !task.builtinHarness) {
-      const key = `evaluation.tasks[${task.taskIndex}].name`;
-      throw new ConfigError(
-        `${key}: task ${task.taskName} runs in upstream's harness container, which this version cannot start yet (it runs evalflow.* tasks in the built-in harness image); use --dry-run to see the plan`,
-        key,
-      );
+  const deployed = input.tasks.find((task) => task.deployment);
+  if (deployed?.deployment) {
+    throw new ConfigError(`deployment.type: starting a '${deployed.deployment.type}' deployment is not supported yet (use --dry-run to see the plan)`, 'deployment.type');
+  }
+  // As upstream: commands from a config run in the harness container only when the user says they trust them.
+  const runsCommands = input.tasks.some((task) => task.executor.command !== undefined);
+  if (runsCommands && env[TRUST_PRE_CMD] !== '1') {
+    const untrusted = cfg.evaluation.pre_cmd || cfg.evaluation.post_cmd ? 'evaluation' : undefined;
+    const task = cfg.evaluation.tasks.findIndex((t) => t.pre_cmd || t.post_cmd);
+    const at = untrusted ?? (task >= 0 ? `evaluation.tasks[${task}]` : undefined);
+    if (at) {
+      const section = at === 'evaluation' ? cfg.evaluation : cfg.evaluation.tasks[task];
+      const key = `${at}.${section?.pre_cmd ? 'pre_cmd' : 'post_cmd'}`;
+      throw new ConfigError(`${key}: runs a command from the config inside the harness container; set ${TRUST_PRE_CMD}=1 if you trust it (as upstream)`, key);
     }
   }
 }
+
+/** Upstream's opt-in for `pre_cmd`/`post_cmd` (read where `run` is called). */
+export const TRUST_PRE_CMD = 'NEMO_EVALUATOR_TRUST_PRE_CMD';
 
 function isExportDestinationKind(dest: string): dest is ExportDestinationKind {
   return (EXPORT_DESTINATION_KINDS as readonly string[]).includes(dest);

@@ -26,7 +26,7 @@ export async function startEvaluation(configPath: string, overrides: string[] = 
   assertRunnable(config, input);
   const client = await connectClient();
   try {
-    const handle = await startInvocation(client, input, config.target.api_endpoint.url);
+    const handle = await startInvocation(client, input);
     process.stderr.write(`started ${handle.workflowId}; waiting for it to finish\n`);
     return await handle.result();
   } finally {

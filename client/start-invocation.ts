@@ -7,7 +7,6 @@ import { INVOCATION_WORKFLOW, invocationWorkflowId, SEARCH_ATTRIBUTES, TASK_QUEU
 export function startInvocation(
   client: Client,
   input: InvocationInput,
-  endpointUrl: string,
   link: { resumeOf?: string } = {},
 ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof InvocationWorkflow>> {
   // Search attributes are never encrypted: with the codec on, they carry no config value (memo and input are encrypted).
@@ -29,7 +28,7 @@ export function startInvocation(
     memo: {
       model: input.model,
       runDir: input.runDir,
-      endpoint: endpointUrl,
+      endpoint: input.tasks[0]?.endpoint.url ?? '',
       tasks: input.tasks.map((t) => `${t.jobName} (${t.taskName})`).join(', '),
       ...(link.resumeOf ? { resumeOf: link.resumeOf } : {}),
     },

@@ -45,3 +45,49 @@ export function shellUnquote(word: string): string {
   }
   return out;
 }
+
+/** Characters that make a shell do more than split words: refused by shellSplit, which runs no shell. */
+const SHELL_OPERATORS = new Set(['|', '&', ';', '<', '>', '(', ')', '`', '$']);
+
+/**
+ * Splits a command line into words as a POSIX shell would for a simple command (whitespace, single and
+ * double quotes, backslash escapes), without running a shell: expansions (`$`, backticks) and operators
+ * (`|`, `;`, `&`, redirections) are refused with the character named, so a command means the same
+ * wherever it runs. Used for server commands that upstream passes to `docker run` unquoted.
+ */
+export function shellSplit(line: string): string[] {
+  const words: string[] = [];
+  let word: string | undefined;
+  const add = (text: string) => (word = (word ?? '') + text);
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i] as string;
+    if (/\s/.test(c)) {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+    } else if (c === "'") {
+      const end = line.indexOf("'", i + 1);
+      if (end < 0) throw new Error('unterminated single quote');
+      add(line.slice(i + 1, end));
+      i = end;
+    } else if (c === '"') {
+      let text = '';
+      for (i++; i < line.length && line[i] !== '"'; i++) {
+        const d = line[i] as string;
+        if (d === '$' || d === '`') throw new Error(`'${d}' inside double quotes would be expanded by a shell`);
+        if (d === '\\' && i + 1 < line.length && '"\\$`\n'.includes(line[i + 1] as string)) {
+          i++;
+          if (line[i] !== '\n') text += line[i];
+        } else text += d;
+      }
+      if (i >= line.length) throw new Error('unterminated double quote');
+      add(text);
+    } else if (c === '\\') {
+      if (i + 1 < line.length && line[i + 1] !== '\n') add(line[i + 1] as string);
+      i++;
+    } else if (SHELL_OPERATORS.has(c) || (c === '#' && word === undefined)) {
+      throw new Error(`'${c}' is shell syntax`);
+    } else add(c);
+  }
+  if (word !== undefined) words.push(word);
+  return words;
+}

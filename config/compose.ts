@@ -17,7 +17,7 @@ export type Group = (typeof GROUPS)[number];
 /** Options upstream ships that evalflow does not implement yet: named as such instead of "unknown". */
 const UPSTREAM_ONLY: Record<Group, readonly string[]> = {
   execution: ['lepton/default'],
-  deployment: ['vllm', 'vllm_ray', 'sglang', 'nim', 'trtllm', 'generic'],
+  deployment: ['vllm_ray'],
 };
 
 export type DefaultsEntry = { kind: 'self' } | { kind: 'group'; group: Group; option: string; pkg: string[] };

@@ -3,6 +3,7 @@
  * the point of use), `lit:value` (a literal), `runtime:VAR` (resolved where the harness runs). Configs only
  * ever name variables; values are resolved by activities, so secrets never enter Temporal (DESIGN §3.4).
  */
+import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import type { RunConfig } from './schema.js';
 
@@ -22,6 +23,15 @@ export function envValueProblem(value: unknown): string | undefined {
   const hint = ENV_NAME_RE.test(value) ? ` (to pass the host variable ${value}, write 'host:${value}')` : '';
   return `expected 'host:VAR', 'lit:value' or 'runtime:VAR'${hint}`;
 }
+
+/** An `env_vars` mapping of the config: names to `host:`/`lit:`/`runtime:` values. */
+export const EnvVarsSchema = z.record(
+  z.string().regex(ENV_NAME_RE, 'must be an environment variable name'),
+  z.string().superRefine((value, ctx) => {
+    const problem = envValueProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
+);
 
 export function parseEnvRef(value: unknown, keyPath: string): EnvRef {
   const problem = envValueProblem(value);
@@ -51,6 +61,18 @@ export function resolveTaskEnv(cfg: RunConfig, taskIndex: number): Record<string
   }
   const keyName = cfg.target.api_endpoint.api_key_name;
   if (keyName && !(keyName in env)) env[keyName] = { kind: 'host', name: keyName };
+  return env;
+}
+
+/** The env of a deployment's server: top-level `env_vars`, then `deployment.env_vars` (later wins), as upstream. */
+export function resolveDeploymentEnv(cfg: RunConfig): Record<string, EnvRef> {
+  const own = cfg.deployment.type === 'none' ? {} : cfg.deployment.env_vars;
+  const layers: [string, Record<string, string>][] = [
+    ['env_vars', cfg.env_vars],
+    ['deployment.env_vars', own],
+  ];
+  const env: Record<string, EnvRef> = {};
+  for (const [path, vars] of layers) for (const [name, value] of Object.entries(vars)) env[name] = parseEnvRef(value, `${path}.${name}`);
   return env;
 }
 

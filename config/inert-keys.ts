@@ -5,6 +5,7 @@
  * an executor that implements one adds its runtime there, and the warning disappears where the key acts.
  */
 import { parseDockerArgs } from '../backends/local/docker/args.js';
+import { runsUpstreamCommand } from '../backends/local/plan.js';
 import type { TaskPlan } from './plan.js';
 import type { NemoEvaluatorConfig, RunConfig, TaskConfig } from './schema.js';
 import { child } from './tree.js';
@@ -19,9 +20,12 @@ export const ACTS_UNDER = {
   'execution.mounts.mount_home': ['slurm/pyxis'],
   /** Where a task's dataset_dir appears inside its container. */
   dataset_mount_path: ['local/docker', 'slurm/pyxis'],
-  /** Shell commands run with the harness before / after the evaluation (upstream: needs NEMO_EVALUATOR_TRUST_PRE_CMD=1). */
-  pre_cmd: [],
-  post_cmd: [],
+  /**
+   * Shell commands run with the harness before / after the evaluation (upstream: needs NEMO_EVALUATOR_TRUST_PRE_CMD=1),
+   * by upstream's container command: for the tasks that run it (backends/local/plan.ts runsUpstreamCommand).
+   */
+  pre_cmd: ['local/docker'],
+  post_cmd: ['local/docker'],
 } as const satisfies Record<string, readonly Runtime[]>;
 type RuntimeKey = keyof typeof ACTS_UNDER;
 
@@ -87,18 +91,27 @@ export function inertKeyWarnings(cfg: RunConfig, plans: readonly TaskPlan[]): st
     warnings.push('target.api_endpoint.adapter_config: ignored: interceptors are set per task in nemo_evaluator_config.target.api_endpoint.adapter_config');
   }
 
-  runtimeKey('pre_cmd', 'evaluation.pre_cmd', evaluation.pre_cmd);
-  runtimeKey('post_cmd', 'evaluation.post_cmd', evaluation.post_cmd);
-  const builtin = plans.filter((p) => p.task.builtin);
-  warnings.push(...evaluatorConfigWarnings('evaluation.nemo_evaluator_config', evaluation.nemo_evaluator_config, builtin.length > 0, plans.length > builtin.length));
+  // Under runtime docker, only the tasks that run upstream's container command run pre_cmd/post_cmd.
+  const upstreamCommand = plans.filter((p) => runsUpstreamCommand(cfg, p));
+  const commandKey = (key: 'pre_cmd' | 'post_cmd', path: string, value: unknown, runsIt: boolean) => {
+    if (runtime === 'local/docker' && !runsIt && isSet(value)) {
+      warnings.push(`${path}: ignored: it runs in task containers with upstream's command only (tasks with an image), and ${path.startsWith('evaluation.tasks') ? 'this task runs' : 'every task here runs'} evalflow's built-in harness image`);
+    } else runtimeKey(key, path, value);
+  };
+  commandKey('pre_cmd', 'evaluation.pre_cmd', evaluation.pre_cmd, upstreamCommand.length > 0);
+  commandKey('post_cmd', 'evaluation.post_cmd', evaluation.post_cmd, upstreamCommand.length > 0);
+  // Tasks whose run config evalflow writes for its own harness (config.type = the task; no interceptors).
+  const ownHarness = (p: TaskPlan) => p.task.builtin && !runsUpstreamCommand(cfg, p);
+  warnings.push(...evaluatorConfigWarnings('evaluation.nemo_evaluator_config', evaluation.nemo_evaluator_config, plans.some(ownHarness)));
   for (const plan of plans) {
     const spec: TaskConfig | undefined = evaluation.tasks[plan.index];
     const at = `evaluation.tasks[${plan.index}]`;
-    runtimeKey('pre_cmd', `${at}.pre_cmd`, spec?.pre_cmd);
-    runtimeKey('post_cmd', `${at}.post_cmd`, spec?.post_cmd);
+    commandKey('pre_cmd', `${at}.pre_cmd`, spec?.pre_cmd, upstreamCommand.includes(plan));
+    commandKey('post_cmd', `${at}.post_cmd`, spec?.post_cmd, upstreamCommand.includes(plan));
     runtimeKey('dataset_mount_path', `${at}.dataset_mount_path`, spec?.dataset_mount_path);
-    warnings.push(...evaluatorConfigWarnings(`${at}.nemo_evaluator_config`, spec?.nemo_evaluator_config, plan.task.builtin, !plan.task.builtin));
+    warnings.push(...evaluatorConfigWarnings(`${at}.nemo_evaluator_config`, spec?.nemo_evaluator_config, ownHarness(plan)));
   }
+  warnings.push(...deploymentWarnings(cfg));
 
   for (const [option, why] of Object.entries(EXPORT_SETTINGS_IGNORED)) {
     if (isSet(valueAt(cfg.export, option))) warnings.push(`export.${option}: ignored: ${why}`);
@@ -113,18 +126,30 @@ export function inertKeyWarnings(cfg: RunConfig, plans: readonly TaskPlan[]): st
   return warnings;
 }
 
-/** Keys of a nemo_evaluator_config section that its tasks ignore: built-in tasks, container tasks or both. */
-function evaluatorConfigWarnings(at: string, section: NemoEvaluatorConfig | undefined, forBuiltin: boolean, forContainer: boolean): string[] {
+/**
+ * Keys of a nemo_evaluator_config section that evalflow's own harness ignores (its run config is written by
+ * evalflow). A task container gets the whole section, so every key there acts (or is the harness's to refuse).
+ */
+function evaluatorConfigWarnings(at: string, section: NemoEvaluatorConfig | undefined, forOwnHarness: boolean): string[] {
+  if (!forOwnHarness) return [];
   const warnings: string[] = [];
-  if (isSet(section?.config?.type)) warnings.push(`${at}.config.type: ignored: the task name sets it, as upstream's launcher does`);
-  if (forBuiltin && isSet(section?.config?.params?.task)) {
+  if (isSet(section?.config?.type)) warnings.push(`${at}.config.type: ignored by evalflow's built-in tasks: the task name sets it`);
+  if (isSet(section?.config?.params?.task)) {
     warnings.push(`${at}.config.params.task: ignored by evalflow's built-in tasks (they have no variants by that name)`);
   }
   if (isSet(section?.target?.api_endpoint?.adapter_config)) {
-    const why = [forBuiltin ? 'the built-in harness has no interceptors' : '', forContainer ? 'upstream containers do not get it from this version yet' : ''].filter(Boolean).join('; ');
-    warnings.push(`${at}.target.api_endpoint.adapter_config: ignored: ${why}`);
+    warnings.push(`${at}.target.api_endpoint.adapter_config: ignored: the built-in harness has no interceptors`);
   }
   return warnings;
+}
+
+/** Deployment keys that are accepted but do nothing in this config. */
+function deploymentWarnings(cfg: RunConfig): string[] {
+  const { deployment } = cfg;
+  if (deployment.type === 'generic' && deployment.extra_args.trim() && !deployment.command.includes(deployment.extra_args.trim())) {
+    return ['deployment.extra_args: ignored: a generic server\'s command uses it only where it says ${deployment.extra_args}, and this one does not'];
+  }
+  return [];
 }
 
 /** The value at a dotted path under `node`, if any. */

@@ -113,7 +113,8 @@ class Resolver {
   }
 
   private callResolver(name: string, argText: string, where: string): unknown {
-    if (name !== 'oc.env') throw new ConfigError(`${where}: unknown resolver '${name}' (evalflow supports oc.env)`, where);
+    if (name === 'select_not_null') return this.selectNotNull(argText, where);
+    if (name !== 'oc.env') throw new ConfigError(`${where}: unknown resolver '${name}' (evalflow supports oc.env, select_not_null)`, where);
     const [varArg, ...rest] = splitArgs(argText).map((arg) => this.text(arg.trim(), where));
     if (typeof varArg !== 'string' || !varArg || rest.length > 1) {
       throw new ConfigError(`${where}: expected \${oc.env:VAR} or \${oc.env:VAR,default}`, where);
@@ -126,6 +127,16 @@ class Resolver {
     // As in OmegaConf: a default of `null` is null, any other default is a string.
     const fallback = rest[0];
     return fallback === 'null' ? null : typeof fallback === 'string' ? unquote(fallback) : String(fallback);
+  }
+
+  /** Upstream's `${select_not_null:key.path,default}`: the key's value unless it is absent or null, else the default (as text). */
+  private selectNotNull(argText: string, where: string): unknown {
+    const args = splitArgs(argText).map((arg) => this.text(arg.trim(), where));
+    const [key, fallback] = args;
+    const segments = typeof key === 'string' ? parseKeyPath(key) : undefined;
+    if (args.length !== 2 || !segments) throw new ConfigError(`${where}: expected \${select_not_null:key.path,default}`, where);
+    const value = this.node(segments);
+    return value === NOT_FOUND || value === null ? (typeof fallback === 'string' ? unquote(fallback) : fallback) : value;
   }
 }
 

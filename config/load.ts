@@ -4,14 +4,14 @@
  * then apply the `-t` task filter. Every failure is a ConfigError naming the key path.
  */
 import { isAbsolute, resolve } from 'node:path';
-import type { ApiEndpoint, Params } from '../harness/run-config.js';
+import type { Params } from '../harness/run-config.js';
 import { baseDefaults, chooseOption, compose, isGroup, parseDefaultsList } from './compose.js';
 import { envValueProblem } from './env.js';
 import { ConfigError, ConfigProblems } from './errors.js';
 import { resolveInterpolationsCollecting } from './interpolate.js';
 import { applyOverride, bareTaskName, parseOverride, taskIndicesByName, type Override } from './overrides.js';
 import { checkRunConfig, KNOWN_EVALUATOR_CONFIG_KEYS, type NemoEvaluatorConfig, type RunConfig } from './schema.js';
-import { child, deepMerge, formatKeyPath, isTree, missingPaths, type Tree } from './tree.js';
+import { child, deepMerge, formatKeyPath, isTree, MISSING, missingPaths, type Tree } from './tree.js';
 import { readYamlMapping } from './yaml-source.js';
 
 export interface LoadOptions {
@@ -45,6 +45,7 @@ export function loadRunConfig(opts: LoadOptions = {}): RunConfig {
   }
   // Sections of a kind evalflow does not run yet are validated against nothing: report only that.
   checkSupported(tree);
+  deploymentFillsTarget(tree);
   // Every other problem is collected, so one run of the command lists them all. Values already reported
   // (a `???`, a failed interpolation) are left out of the schema check rather than reported twice.
   for (const path of missingPaths(tree)) {
@@ -83,7 +84,6 @@ function composeWithOverrides(own: Tree, overrides: Override[], problems: Config
 /** Sections that upstream supports and evalflow does not implement yet are named as such (all at once). */
 function checkSupported(tree: Tree): void {
   const execution = child(tree, 'execution').value;
-  const deployment = child(tree, 'deployment').value;
   const aux = child(tree, 'auxiliary_deployments').value;
   const type = (node: unknown) => (isTree(node) && typeof node.type === 'string' ? node.type : undefined);
   const problems = new ConfigProblems();
@@ -91,12 +91,22 @@ function checkSupported(tree: Tree): void {
   if (execType !== undefined && execType !== 'local' && execType !== 'slurm') {
     problems.add(new ConfigError(`execution.type: execution '${execType}' is not supported yet (evalflow supports: local, slurm)`, 'execution.type'));
   }
-  const deployType = type(deployment);
-  if (deployType !== undefined && deployType !== 'none') problems.add(new ConfigError(`deployment.type: deployment '${deployType}' is not supported yet (evalflow supports: none)`, 'deployment.type'));
   if (isTree(aux) && Object.keys(aux).length > 0) {
     problems.add(new ConfigError(`auxiliary_deployments: auxiliary deployments are not supported yet (found: ${Object.keys(aux).join(', ')})`, 'auxiliary_deployments'));
   }
   problems.throwIfAny();
+}
+
+/**
+ * With a deployment, upstream derives the model's URL and id from it, so the base config's required
+ * `target.api_endpoint.url`/`model_id` are not asked for (a URL the user sets still wins, as upstream).
+ */
+function deploymentFillsTarget(tree: Tree): void {
+  const deployment = child(tree, 'deployment').value;
+  if (!isTree(deployment) || deployment.type === 'none' || deployment.type === undefined) return;
+  const endpoint = child(child(tree, 'target').value, 'api_endpoint').value;
+  if (!isTree(endpoint)) return;
+  for (const key of ['url', 'model_id']) if (endpoint[key] === MISSING) delete endpoint[key];
 }
 
 /** Upstream rule: env values name their source explicitly; `${oc.env:...}` would copy a secret into the config. */
@@ -113,7 +123,7 @@ function envInterpolationProblems(node: unknown, path: (string | number)[] = [])
   });
 }
 
-/** Relative output, export and dataset dirs, and `./`-style mount sources, are taken relative to `cwd`. */
+/** Relative output, export, dataset and model dirs, and `./`-style mount sources, are taken relative to `cwd`. */
 function absolutePaths(tree: Tree, cwd: string): Tree {
   const out = structuredClone(tree);
   const abs = (p: unknown) => (typeof p === 'string' && p !== '' && !isAbsolute(p) ? resolve(cwd, p) : p);
@@ -132,6 +142,8 @@ function absolutePaths(tree: Tree, cwd: string): Tree {
   }
   const localExport = child(out.export, 'local').value;
   if (isTree(localExport) && localExport.output_dir !== undefined) localExport.output_dir = abs(localExport.output_dir);
+  const deployment = out.deployment;
+  if (isTree(deployment)) for (const key of ['checkpoint_path', 'cache_path', 'model_path']) if (key in deployment) deployment[key] = abs(deployment[key]);
   const tasks = child(out.evaluation, 'tasks').value;
   if (Array.isArray(tasks)) {
     for (const task of tasks) if (isTree(task) && task.dataset_dir !== undefined) task.dataset_dir = abs(task.dataset_dir);
@@ -164,25 +176,25 @@ function selectTasks(cfg: RunConfig, filters: readonly string[]): RunConfig {
 }
 
 export interface TaskEvaluatorConfig {
-  config: { params: Params; type?: string };
-  target: { api_endpoint: Partial<ApiEndpoint> };
+  /** The task's `nemo_evaluator_config` deep-merged over the global one (the task wins), whole. */
+  merged: NemoEvaluatorConfig;
+  params: Params;
   /** Keys of the merged nemo_evaluator_config that nemo-evaluator does not know (e.g. `config.extra`). */
   unknownKeys: string[];
 }
 
-/** The task's `nemo_evaluator_config` deep-merged over the global one (the task wins). */
+/** The task's `nemo_evaluator_config` deep-merged over the global one (the task wins, lists replaced). */
 export function taskEvaluatorConfig(cfg: RunConfig, taskIndex: number): TaskEvaluatorConfig {
   const task = cfg.evaluation.tasks[taskIndex];
   if (!task) throw new ConfigError(`evaluation.tasks[${taskIndex}]: no such task`, `evaluation.tasks[${taskIndex}]`);
   const merged = deepMerge(cfg.evaluation.nemo_evaluator_config ?? {}, task.nemo_evaluator_config ?? {}) as NemoEvaluatorConfig;
-  const type = merged.config?.type;
   const unknown = (obj: object | undefined, known: readonly string[], prefix: string) =>
     Object.keys(obj ?? {})
       .filter((k) => !known.includes(k))
       .map((k) => `${prefix}${k}`);
   return {
-    config: { params: merged.config?.params ?? {}, ...(type === undefined ? {} : { type }) },
-    target: { api_endpoint: merged.target?.api_endpoint ?? {} },
+    merged,
+    params: merged.config?.params ?? {},
     unknownKeys: [
       ...unknown(merged, KNOWN_EVALUATOR_CONFIG_KEYS.root, ''),
       ...unknown(merged.config, KNOWN_EVALUATOR_CONFIG_KEYS.config, 'config.'),

@@ -2,7 +2,9 @@
  * From a loaded config to the list of jobs to run: each selected task resolved in the catalogue, with its
  * endpoint type, merged evaluator config and env. Everything that can be checked before starting is.
  */
+import type { TaskEndpoint } from '../backends/container-job.js';
 import { ENDPOINT_TYPES } from '../harness/run-config.js';
+import { deploymentEndpointUrl } from './deployment.js';
 import { resolveTaskEnv, type EnvRef } from './env.js';
 import { ConfigError, ConfigProblems } from './errors.js';
 import { taskEvaluatorConfig, type TaskEvaluatorConfig } from './load.js';
@@ -20,7 +22,12 @@ export interface TaskPlan {
   jobName: string;
   task: CatalogueTask;
   endpointType: EndpointType;
+  /** The endpoint as the harness gets it: `nemo_evaluator_config.target.api_endpoint` where set, else the deployment's or the target's. */
+  endpoint: TaskEndpoint;
   evaluatorConfig: TaskEvaluatorConfig;
+  /** Upstream's `pre_cmd`/`post_cmd`: the task's, else evaluation's (harness containers only). */
+  preCmd?: string;
+  postCmd?: string;
   env: Record<string, EnvRef>;
   datasetDir?: string;
   /** Where datasetDir is mounted in the container (with datasetDir only). */
@@ -69,6 +76,14 @@ function planTask(cfg: RunConfig, index: number): TaskPlan {
       warnings.push(`${where}: not a nemo-evaluator key; passed to the ${task.harness} container of ${at} unchanged (did you mean config.params.extra?)`);
     }
   }
+  const outputDir = evaluatorConfig.merged.config?.output_dir;
+  if (outputDir !== undefined) {
+    const where = `${hasPath(spec.nemo_evaluator_config, ['config', 'output_dir']) ? at : 'evaluation'}.nemo_evaluator_config.config.output_dir`;
+    if (task.builtin) problems.add(new ConfigError(`${where}: the built-in harness writes to the job's artifacts dir; remove this key`, where));
+    else if (outputDir !== '/results') warnings.push(`${where}: ${outputDir} is not /results (the job's artifacts dir): evalflow will not find results.yml there`);
+  }
+  const preCmd = spec.pre_cmd || cfg.evaluation.pre_cmd || undefined;
+  const postCmd = spec.post_cmd || cfg.evaluation.post_cmd || undefined;
   const type = problems.check(() => endpointType(cfg, index, task));
   if (type === undefined || problems.any) throw problems.toError();
   return {
@@ -76,11 +91,36 @@ function planTask(cfg: RunConfig, index: number): TaskPlan {
     jobName: `${task.name}.${index}`,
     task,
     endpointType: type,
+    endpoint: taskEndpoint(cfg, evaluatorConfig, type),
     evaluatorConfig,
+    ...(preCmd ? { preCmd } : {}),
+    ...(postCmd ? { postCmd } : {}),
     warnings,
     env: resolveTaskEnv(cfg, index),
     ...(spec.dataset_dir === undefined ? {} : { datasetDir: spec.dataset_dir, datasetMountPath: spec.dataset_mount_path ?? DEFAULT_DATASET_MOUNT_PATH }),
     ...(container === undefined ? {} : { container }),
+  };
+}
+
+/**
+ * Upstream's derivation: with a deployment the URL is `http://127.0.0.1:<port><endpoints[type]>` (unless the
+ * target names a URL) and the model is `served_model_name`; keys in `nemo_evaluator_config.target.api_endpoint`
+ * win over both.
+ */
+function taskEndpoint(cfg: RunConfig, evaluatorConfig: TaskEvaluatorConfig, type: EndpointType): TaskEndpoint {
+  const target = cfg.target.api_endpoint;
+  const { deployment } = cfg;
+  const own = evaluatorConfig.merged.target?.api_endpoint ?? {};
+  const url = target.url ?? (deployment.type === 'none' ? undefined : deploymentEndpointUrl(deployment, type));
+  const modelId = deployment.type === 'none' ? target.model_id : deployment.served_model_name;
+  const apiKeyName = own.api_key_name ?? target.api_key_name ?? undefined;
+  return {
+    // The schema requires both without a deployment.
+    url: own.url ?? (url as string),
+    modelId: own.model_id ?? (modelId as string),
+    type: own.type ?? type,
+    ...(apiKeyName ? { apiKeyName } : {}),
+    ...(target.stream != null ? { stream: target.stream } : {}),
   };
 }
 

@@ -7,21 +7,15 @@ import { z } from 'zod';
 import { parseDockerArgs } from '../backends/local/docker/args.js';
 import { EXPORTER_NAMES, exporterFor } from '../exporters/registry.js';
 import { ApiEndpointSchema, EndpointTypeSchema, ParamsSchema } from '../harness/run-config.js';
-import { ENV_NAME_RE, envValueProblem } from './env.js';
+import { DeploymentSchema, ImageRefSchema, needsContainer } from './deployment.js';
+import { EnvVarsSchema } from './env.js';
 import { ConfigError } from './errors.js';
 import { resolveTaskName } from './registry.js';
 import { closeMatches } from './suggest.js';
 import { formatKeyPath } from './tree.js';
 
-/** Task names, image refs and paths end up on command lines: allow only what they need (DESIGN §3.8). */
+/** Task names and paths end up on command lines: allow only what they need (DESIGN §3.8). */
 export const TASK_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
-const IMAGE_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/;
-
-const EnvValueSchema = z.string().superRefine((value, ctx) => {
-  const problem = envValueProblem(value);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
-});
-const EnvVarsSchema = z.record(z.string().regex(ENV_NAME_RE, 'must be an environment variable name'), EnvValueSchema);
 
 const MountMapSchema = z.record(z.string().min(1), z.string().min(1));
 
@@ -156,6 +150,7 @@ export const SlurmExecutionSchema = z
   .strict();
 
 const ExecutionSchema = z.discriminatedUnion('type', [LocalExecutionSchema, SlurmExecutionSchema]);
+export type LocalExecution = z.infer<typeof LocalExecutionSchema>;
 export type SlurmExecution = z.infer<typeof SlurmExecutionSchema>;
 
 /**
@@ -166,14 +161,17 @@ export type SlurmExecution = z.infer<typeof SlurmExecutionSchema>;
  */
 const NemoEvaluatorConfigSchema = z
   .object({
-    config: z.object({ params: ParamsSchema.optional(), type: z.string().min(1).optional() }).catchall(z.unknown()).optional(),
-    target: z
-      .object({ api_endpoint: ApiEndpointSchema.pick({ adapter_config: true, stream: true }).strict().optional() })
+    config: z
+      .object({ params: ParamsSchema.optional(), type: z.string().min(1).optional(), output_dir: z.string().startsWith('/', 'must be an absolute path').optional() })
       .catchall(z.unknown())
       .optional(),
+    /** Upstream fills url, model_id, type and api_key_name from the launcher config only where these are absent. */
+    target: z.object({ api_endpoint: ApiEndpointSchema.partial().strict().optional() }).catchall(z.unknown()).optional(),
+    /** Provenance for metadata.yaml; the launcher's own keys are added where absent. */
+    metadata: z.record(z.string(), z.unknown()).optional(),
   })
   .catchall(z.unknown());
-export const KNOWN_EVALUATOR_CONFIG_KEYS = { root: ['config', 'target'], config: ['params', 'type'], target: ['api_endpoint'] } as const;
+export const KNOWN_EVALUATOR_CONFIG_KEYS = { root: ['config', 'target', 'metadata'], config: ['params', 'type', 'output_dir'], target: ['api_endpoint'] } as const;
 export type NemoEvaluatorConfig = z.infer<typeof NemoEvaluatorConfigSchema>;
 
 /** A well-formed task name must also name a task of the catalogue (checked here so it is reported with the rest). */
@@ -191,7 +189,7 @@ const TaskSchema = z
   .object({
     /** `harness.task` or a bare task name (see config/registry.ts). */
     name: z.string().regex(TASK_NAME_RE, 'must be a task name like harness.task').superRefine(taskNameProblem),
-    container: z.string().regex(IMAGE_RE, 'must be a container image reference').optional(),
+    container: ImageRefSchema.optional(),
     endpoint_type: EndpointTypeSchema.optional(),
     env_vars: EnvVarsSchema.optional(),
     nemo_evaluator_config: NemoEvaluatorConfigSchema.optional(),
@@ -230,9 +228,10 @@ const ExportSchema = z
 export const RunConfigSchema = z
   .object({
     execution: ExecutionSchema,
-    deployment: z.object({ type: z.literal('none') }).strict(),
+    deployment: DeploymentSchema,
     env_vars: EnvVarsSchema.default({}),
-    target: z.object({ api_endpoint: ApiEndpointSchema }).strict(),
+    /** With a deployment, url and model_id come from it (deployment.ts); without, both are required. */
+    target: z.object({ api_endpoint: ApiEndpointSchema.partial({ url: true, model_id: true }) }).strict(),
     /** Not supported yet: must stay empty. */
     auxiliary_deployments: z.object({}).strict().default({}),
     evaluation: EvaluationSchema,
@@ -274,6 +273,22 @@ function referenceProblems(cfg: RunConfig): ConfigError[] {
   const problems = (cfg.selected_tasks ?? []).flatMap((index, i) =>
     index < cfg.evaluation.tasks.length ? [] : [new ConfigError(`selected_tasks[${i}]: no task at index ${index}`, `selected_tasks[${i}]`)],
   );
+  const { deployment, execution } = cfg;
+  if (deployment.type === 'none') {
+    for (const key of ['url', 'model_id'] as const) {
+      if (cfg.target.api_endpoint[key] === undefined) problems.push(new ConfigError(`target.api_endpoint.${key}: required without a deployment (deployment.type: none)`, `target.api_endpoint.${key}`));
+    }
+  } else {
+    if (execution.type === 'slurm') {
+      problems.push(new ConfigError(`deployment.type: a '${deployment.type}' deployment with execution.type slurm is not supported yet (local execution starts it)`, 'deployment.type'));
+    } else if (execution.mode === 'parallel') {
+      // As upstream: one server per task on one port, so tasks with a deployment run one after the other.
+      problems.push(new ConfigError(`execution.mode: 'parallel' is not supported with deployment type '${deployment.type}' (each task starts its own server on port ${deployment.port}); use 'sequential'`, 'execution.mode'));
+    }
+    if (execution.type === 'local' && execution.runtime === 'process' && needsContainer(deployment)) {
+      problems.push(new ConfigError(`deployment.type: a '${deployment.type}' server runs in its container and needs execution.runtime=docker (runtime 'process' starts the llama_cpp server only)`, 'deployment.type'));
+    }
+  }
   try {
     // Docker flags that have no Docker API equivalent are refused here, before anything starts.
     if (cfg.execution.type === 'local') parseDockerArgs(cfg.execution.extra_docker_args);

@@ -34,7 +34,21 @@ export interface ImageRecipe {
   entrypoint: string[];
   cmd: string[];
   env: Record<string, string>;
+  /** Executables on PATH (`/usr/local/bin/<name>`) as scripts: name → script text (in every build). */
+  commands?: Record<string, string>;
+  /**
+   * Host programs the registry-free build copies in, at their host path with their libraries (a Node base
+   * image has them already): what the scripts above and upstream's container command need.
+   */
+  hostTools?: string[];
 }
+
+/**
+ * The harness image also honours upstream's container contract: upstream's launcher runs a task container as
+ * `bash -c '… nemo-evaluator run_eval --run_config config_ef.yaml …'` (eval-factory as the fallback name), so
+ * the same command starts evalflow's harness (backends/container-job.ts).
+ */
+const HARNESS_COMMAND = `#!/usr/bin/bash\nexec node ${APP_DIR}/dist/harness/entrypoint.js "$@"\n`;
 
 export const IMAGES = {
   harness: {
@@ -45,6 +59,8 @@ export const IMAGES = {
     entrypoint: ['node', `${APP_DIR}/dist/harness/entrypoint.js`],
     cmd: ['run_eval', '--help'],
     env: { NODE_ENV: 'production' },
+    commands: { 'nemo-evaluator': HARNESS_COMMAND, 'eval-factory': HARNESS_COMMAND },
+    hostTools: ['bash', 'base64', 'chmod', 'ls', 'cat'],
   },
   'model-server': {
     repository: 'evalflow/model-server',
@@ -85,6 +101,9 @@ export function appFiles(recipe: ImageRecipe, root = packageRoot()): ImageFile[]
   // Enough for ESM resolution and evalflowVersion(); the real manifest would drag in dev settings.
   const content = Buffer.from(`${JSON.stringify({ name: manifest.name, version: manifest.version, type: manifest.type, private: true }, null, 2)}\n`);
   files.set('package.json', { target: `${APP_DIR}/package.json`, content, mode: 0o644 });
+  for (const [name, script] of Object.entries(recipe.commands ?? {})) {
+    files.set(`bin/${name}`, { target: `/usr/local/bin/${name}`, content: Buffer.from(script), mode: 0o755 });
+  }
   return [...files.values()].sort((a, b) => a.target.localeCompare(b.target));
 }
 
@@ -156,10 +175,11 @@ function filesUnder(dir: string, keep: (name: string) => boolean): string[] {
 }
 
 /** The Node runtime for a FROM-scratch image: this host's node, the libraries ldd lists, CA bundle, passwd. */
-export function runtimeFiles(app: ImageFile[], nodeBinary = process.execPath): ImageFile[] {
+export function runtimeFiles(app: ImageFile[], nodeBinary = process.execPath, hostTools: readonly string[] = []): ImageFile[] {
   const node = realpathSync(nodeBinary);
   const shipped = new Set(app.flatMap((f) => (f.source ? [realpathSync(f.source)] : [])));
-  const binaries = [node, ...app.filter((f) => f.source?.endsWith('.node')).map((f) => f.source as string)];
+  const tools = hostTools.map(hostProgram);
+  const binaries = [node, ...tools, ...app.filter((f) => f.source?.endsWith('.node')).map((f) => f.source as string)];
   const libraries = new Set<string>();
   for (const binary of binaries) {
     // Libraries of a native addon that sit in its own package (found through its RPATH) are app files already.
@@ -167,6 +187,7 @@ export function runtimeFiles(app: ImageFile[], nodeBinary = process.execPath): I
   }
   const files: ImageFile[] = [
     { target: '/usr/bin/node', source: node, mode: 0o755 },
+    ...tools.map((tool) => ({ target: `/usr/bin/${tool.slice(tool.lastIndexOf('/') + 1)}`, source: realpathSync(tool), mode: 0o755 })),
     ...[...libraries].sort().map((lib) => ({ target: lib, source: realpathSync(lib), mode: 0o755 })),
     { target: '/etc/passwd', content: Buffer.from('root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n'), mode: 0o644 },
     { target: '/etc/group', content: Buffer.from('root:x:0:\nnogroup:x:65534:\n'), mode: 0o644 },
@@ -174,6 +195,15 @@ export function runtimeFiles(app: ImageFile[], nodeBinary = process.execPath): I
   const caBundle = '/etc/ssl/certs/ca-certificates.crt';
   if (existsSync(caBundle)) files.push({ target: caBundle, source: realpathSync(caBundle), mode: 0o644 });
   return files;
+}
+
+/** A program's path on this host (from PATH). */
+function hostProgram(name: string): string {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
+    const candidate = join(dir, name);
+    if (dir && existsSync(candidate) && statSync(candidate).isFile()) return candidate;
+  }
+  throw new Error(`${name} is not installed on this host (the registry-free image build copies it in)`);
 }
 
 /** Absolute paths of the shared libraries (and the loader) a binary needs, as `ldd` reports them. */
@@ -228,7 +258,7 @@ export async function ensureLocalImage(docker: Docker, name: ImageName, opts: { 
   const started = Date.now();
   const recipe: ImageRecipe = IMAGES[name];
   const app = appFiles(recipe, opts.root);
-  const files = [...runtimeFiles(app), ...app].sort((a, b) => a.target.localeCompare(b.target));
+  const files = [...runtimeFiles(app, process.execPath, recipe.hostTools), ...app].sort((a, b) => a.target.localeCompare(b.target));
   const hash = contentHash(files, recipe);
   const tag = `${recipe.repository}:${evalflowVersion()}-${hash.slice(0, 12)}`;
   if (await imageExists(docker, tag)) return { tag, built: false, ms: Date.now() - started };

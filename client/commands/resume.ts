@@ -60,7 +60,7 @@ export async function resumeCommand(client: Client, id: string, opts: ResumeOpti
   });
   const input: InvocationInput = { ...previous, tasks, resume: { previousRunId: description.runId, carried } };
 
-  const started = await startInvocation(client, input, endpointOf(previous), { resumeOf: description.runId });
+  const started = await startInvocation(client, input, { resumeOf: description.runId });
   const names = rerun.map((t) => t.jobName).join(', ');
   if (opts.json && !opts.wait) {
     io.out(json({ invocation_id: invocationId, workflow_id: started.workflowId, run_id: started.firstExecutionRunId, resumed: rerun.map((t) => t.jobId), resume_of: description.runId }));
@@ -101,6 +101,3 @@ function carry(task: TaskStatus, evaluation: CarriedTask['evaluation'], previous
   };
 }
 
-function endpointOf(input: InvocationInput): string {
-  return input.tasks[0]?.endpoint.url ?? '';
-}

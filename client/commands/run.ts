@@ -12,7 +12,7 @@ import { planTasks, type TaskPlan } from '../../config/plan.js';
 import type { RunConfig } from '../../config/schema.js';
 import { planExecution } from '../../backends/plans.js';
 import { TASK_QUEUE, type InvocationInput } from '../../workflows/types.js';
-import { assertRunnable, buildInvocationInput, newInvocationId } from '../invocation.js';
+import { assertRunnable, buildInvocationInput, newInvocationId, TRUST_PRE_CMD } from '../invocation.js';
 import { json, type Output } from '../output.js';
 import { startInvocation } from '../start-invocation.js';
 import { watchInvocation } from '../watch.js';
@@ -33,6 +33,9 @@ export async function runCommand(opts: RunOptions, io: Output, connect: () => Pr
   const input = buildInvocationInput(cfg, plans, { invocationId, now: new Date() });
 
   if (opts.dryRun) {
+    if (plans.some((p) => !p.task.builtin && (p.preCmd || p.postCmd)) && process.env[TRUST_PRE_CMD] !== '1') {
+      io.err(`warning: pre_cmd/post_cmd run commands from the config in the harness container: a run needs ${TRUST_PRE_CMD}=1\n`);
+    }
     io.out(opts.json ? json(redactSecrets({ config: cfg, invocation: input })) : describeDryRun(cfg, plans, input));
     return 0;
   }
@@ -44,7 +47,7 @@ export async function runCommand(opts: RunOptions, io: Output, connect: () => Pr
     await ensureSearchAttributes(client, namespace);
     mkdirSync(input.runDir, { recursive: true });
     writeYamlAtomic(join(input.runDir, 'launcher_config.yml'), redactSecrets(cfg));
-    const handle = await startInvocation(client, input, cfg.target.api_endpoint.url);
+    const handle = await startInvocation(client, input);
     opts.onStarted?.(input);
     if (!opts.json) {
       io.out(

@@ -154,6 +154,76 @@ describe.skipIf(!docker)('execution.runtime docker, end to end', () => {
     for (const file of filesUnder(status.runDir)) expect(readFileSync(file, 'utf8'), file).not.toContain(API_KEY);
   });
 
+  it("upstream's container contract: a task whose container is the harness image runs upstream's command (config_ef.yaml, NEMO_EVALUATOR_DATASET_DIR, pre_cmd/post_cmd): exact scores", async () => {
+    const fixture = await startFixtureServer({ answer: answerFromTable(table), latencyMs: 50 });
+    cleanups.push(() => fixture.close());
+    const worker = await startWorker();
+    cleanups.push(() => worker.stop());
+    const dir = tempDir();
+    // The built-in harness image stands in for an upstream one: `container:` makes evalflow start it the way
+    // upstream's launcher starts a catalogue task's image (bash -c, nemo-evaluator run_eval --run_config …).
+    const file = writeConfig(
+      dir,
+      `
+execution:
+  output_dir: ${dir}/results
+  runtime: docker
+  heartbeat_timeout: 10
+target:
+  api_endpoint:
+    url: ${fixture.url}/v1/chat/completions
+    model_id: fixture-model
+    api_key_name: EVALFLOW_DOCKER_TEST_KEY
+evaluation:
+  pre_cmd: 'echo "pre_cmd saw $NEMO_EVALUATOR_DATASET_DIR" > /results/pre_cmd.txt'
+  nemo_evaluator_config:
+    config:
+      params: {limit_samples: ${N}, parallelism: 2}
+  tasks:
+    - name: evalflow.gsm8k
+      container: ${harnessImage}
+      dataset_dir: ${DATASETS}
+      dataset_mount_path: /mnt/data
+      post_cmd: 'ls /results > /results/post_cmd.txt'
+      nemo_evaluator_config:
+        metadata: {owner: golden-run}
+`,
+    );
+    const refused = await cli('run', '-c', file);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('evaluation.pre_cmd: runs a command from the config inside the harness container; set NEMO_EVALUATOR_TRUST_PRE_CMD=1');
+    process.env.NEMO_EVALUATOR_TRUST_PRE_CMD = '1';
+    cleanups.push(() => void delete process.env.NEMO_EVALUATOR_TRUST_PRE_CMD);
+    const res = await cli('run', '-c', file);
+    expect(res.code, res.stderr).toBe(0);
+    const inv = started(res.stdout);
+    const name = await runningHarness(inv);
+    const inspected = await runtime.inspect(name);
+    expect(inspected?.Config.Entrypoint).toEqual(['bash', '-c']);
+    expect(inspected?.Config.Cmd?.[0]).toContain('$cmd run_eval --run_config /evalflow/config_ef.yaml');
+    expect(inspected?.Config.Env).toContain('NEMO_EVALUATOR_DATASET_DIR=/mnt/data');
+    expect(JSON.stringify(inspected)).not.toContain(API_KEY);
+
+    await client.workflow.getHandle(`evalflow-${inv}`).result();
+    const status = await statusOf(inv);
+    const task = status.tasks[0];
+    expect(task?.stage).toBe('succeeded');
+    expect(task?.metrics?.gsm8k_accuracy).toBe(4 / 12);
+    const jobDir = task?.jobDir as string;
+    expect(accuracyOf(jobDir)).toBe(4 / 12);
+    expect(fixture.totalRequests()).toBe(N);
+    // config_ef.yaml as upstream writes it: the user's section whole, filled where absent, no evalflow keys.
+    const runConfig = readYaml<{ config: Record<string, unknown>; target: { api_endpoint: Record<string, unknown> }; metadata: Record<string, unknown> }>(join(jobDir, 'config_ef.yaml'));
+    expect(runConfig.config).toEqual({ params: { limit_samples: N, parallelism: 2 }, type: 'gsm8k', output_dir: '/results' });
+    expect(runConfig.target.api_endpoint).toEqual({ url: `${fixture.url}/v1/chat/completions`, model_id: 'fixture-model', type: 'chat', api_key_name: 'EVALFLOW_DOCKER_TEST_KEY' });
+    expect(runConfig.metadata).toMatchObject({ owner: 'golden-run', pre_cmd: expect.stringContaining('pre_cmd saw'), post_cmd: 'ls /results > /results/post_cmd.txt' });
+    expect(readFileSync(join(jobDir, 'artifacts', 'pre_cmd.txt'), 'utf8')).toBe('pre_cmd saw /mnt/data\n');
+    expect(readFileSync(join(jobDir, 'artifacts', 'post_cmd.txt'), 'utf8')).toContain('results.yml');
+    expect(readFileSync(join(jobDir, 'logs', 'client_stdout.log'), 'utf8')).toContain('Container completed successfully');
+    expect(await runtime.list({ invocationId: inv })).toEqual([]);
+    for (const f of filesUnder(status.runDir)) expect(readFileSync(f, 'utf8'), f).not.toContain(API_KEY);
+  });
+
   it('a worker SIGKILLed while the container runs: a new worker adopts it, one container ever, same scores', async () => {
     const fixture = await startFixtureServer({ answer: answerFromTable(table), latencyMs: 300 });
     cleanups.push(() => fixture.close());

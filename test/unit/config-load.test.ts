@@ -104,8 +104,8 @@ describe('defaults groups', () => {
     expect(cfg.execution.type).toBe('local');
     const fromSlurm = load({ defaults: [{ execution: 'slurm/default' }, { deployment: 'none' }, '_self_'], ...base() }, { overrides: ['execution=local'] });
     expect(fromSlurm.execution.type).toBe('local');
-    const err = loadError(base(), { overrides: ['deployment=vllm'] });
-    expect(err.message).toBe("defaults: deployment group 'vllm' is not supported yet (evalflow supports: none)");
+    const err = loadError(base(), { overrides: ['deployment=vllm_ray'] });
+    expect(err.message).toBe("defaults: deployment group 'vllm_ray' is not supported yet (evalflow supports: generic, llama_cpp, nim, none, sglang, trtllm, vllm)");
   });
 
   it('names unsupported upstream groups and lists the choices for unknown ones', () => {
@@ -114,7 +114,7 @@ describe('defaults groups', () => {
     );
     expect(loadError({ defaults: [{ execution: 'kubernetes' }], ...base() }).message).toBe("defaults: unknown execution group 'kubernetes' (evalflow supports: local, slurm/default)");
     expect(loadError({ defaults: [{ cluster: 'x' }], ...base() }).message).toBe("defaults[0]: unknown defaults group 'cluster' (groups: execution, deployment)");
-    expect(loadError({ defaults: ['deployment/vllm@auxiliary_deployments.judge', '_self_'], ...base() }).message).toContain("deployment group 'vllm' is not supported yet");
+    expect(loadError({ defaults: ['deployment/vllm@auxiliary_deployments.judge', '_self_'], ...base() }).message).toBe('auxiliary_deployments: auxiliary deployments are not supported yet (found: judge)');
   });
 
   it('has schema defaults equal to the execution/local.yaml values (raw configs get the same)', () => {
@@ -365,16 +365,22 @@ describe('per-task nemo_evaluator_config', () => {
     ];
     const cfg = load(config);
     expect(taskEvaluatorConfig(cfg, 0)).toEqual({
-      config: { type: 'gsm8k_cot', params: { parallelism: 8, limit_samples: 10, extra: { num_fewshot: 5, judge: { url: 'http://j', model_id: 'b' } } } },
-      target: { api_endpoint: { stream: true, adapter_config: { use_caching: true, interceptors: ['c'] } } },
+      merged: {
+        config: { type: 'gsm8k_cot', params: { parallelism: 8, limit_samples: 10, extra: { num_fewshot: 5, judge: { url: 'http://j', model_id: 'b' } } } },
+        target: { api_endpoint: { stream: true, adapter_config: { use_caching: true, interceptors: ['c'] } } },
+      },
+      params: { parallelism: 8, limit_samples: 10, extra: { num_fewshot: 5, judge: { url: 'http://j', model_id: 'b' } } },
       unknownKeys: [],
     });
     expect(taskEvaluatorConfig(cfg, 1)).toEqual({
-      config: { params: { parallelism: 4, limit_samples: 10, extra: { num_fewshot: 5, judge: { url: 'http://j', model_id: 'a' } } } },
-      target: { api_endpoint: { adapter_config: { use_caching: true, interceptors: ['a', 'b'] } } },
+      merged: {
+        config: { params: { parallelism: 4, limit_samples: 10, extra: { num_fewshot: 5, judge: { url: 'http://j', model_id: 'a' } } } },
+        target: { api_endpoint: { adapter_config: { use_caching: true, interceptors: ['a', 'b'] } } },
+      },
+      params: { parallelism: 4, limit_samples: 10, extra: { num_fewshot: 5, judge: { url: 'http://j', model_id: 'a' } } },
       unknownKeys: [],
     });
-    expect(taskEvaluatorConfig(load(base()), 0)).toEqual({ config: { params: {} }, target: { api_endpoint: {} }, unknownKeys: [] });
+    expect(taskEvaluatorConfig(load(base()), 0)).toEqual({ merged: {}, params: {}, unknownKeys: [] });
   });
 });
 

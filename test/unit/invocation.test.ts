@@ -97,7 +97,7 @@ describe('buildInvocationInput', () => {
         params: { parallelism: 4, limit_samples: 20, extra: { endpoint_outage_timeout: 120, shared: 1, dataset_dir: join(dir, 'data') } },
       },
       target: { api_endpoint: { url: URL_CHAT, model_id: 'tiny-model', type: 'chat', api_key_name: 'MY_API_KEY' } },
-      metadata: { invocation_id: INV, job_id: `${INV}.1`, task: 'evalflow.mmlu' },
+      metadata: { invocation_id: INV, job_id: `${INV}.1`, task: 'evalflow.mmlu', versioning: { evalflow: expect.any(String) } },
     });
 
     // The API key travels only as a name: to read on the worker host.
@@ -205,17 +205,22 @@ describe('buildInvocationInput', () => {
     expect(streamOf(cfg)).toEqual([true, false]);
   });
 
-  it('assertRunnable refuses upstream harness containers (not runnable yet), naming the task', () => {
-    const loaded = load({ ...config({ runtime: 'docker' }), evaluation: { tasks: [{ name: 'evalflow.gsm8k' }, { name: 'simple_evals.mmlu' }] } });
+  it('assertRunnable accepts upstream harness containers; their pre_cmd/post_cmd need NEMO_EVALUATOR_TRUST_PRE_CMD=1, as upstream', () => {
+    const tasks = [{ name: 'evalflow.gsm8k' }, { name: 'simple_evals.mmlu', post_cmd: 'ls /results' }];
+    const loaded = load({ ...config({ runtime: 'docker' }), evaluation: { tasks } });
+    const input = buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW });
+    expect(() => assertRunnable(loaded, input, { NEMO_EVALUATOR_TRUST_PRE_CMD: '1' })).not.toThrow();
     let caught: unknown;
     try {
-      assertRunnable(loaded, buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW }));
+      assertRunnable(loaded, input, {});
     } catch (err) {
       caught = err;
     }
     expect(caught).toBeInstanceOf(ConfigError);
-    expect((caught as ConfigError).keyPath).toBe('evaluation.tasks[1].name');
-    expect((caught as ConfigError).message).toMatch(/^evaluation\.tasks\[1\]\.name: task simple_evals\.mmlu runs in upstream's harness container, which this version cannot start yet/);
+    expect((caught as ConfigError).keyPath).toBe('evaluation.tasks[1].post_cmd');
+    expect((caught as ConfigError).message).toBe(
+      'evaluation.tasks[1].post_cmd: runs a command from the config inside the harness container; set NEMO_EVALUATOR_TRUST_PRE_CMD=1 if you trust it (as upstream)',
+    );
   });
 
   it('assertRunnable accepts local and mlflow auto-export, and rejects a destination evalflow lacks, naming its position', () => {

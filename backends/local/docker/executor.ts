@@ -168,7 +168,8 @@ export class DockerExecutor implements Executor<DockerHandle> {
     return {
       identity,
       image: await this.imageFor(docker),
-      cmd: ['run_eval', '--run_config', RUN_CONFIG_IN_CONTAINER],
+      cmd: docker.command?.cmd ?? ['run_eval', '--run_config', RUN_CONFIG_IN_CONTAINER],
+      ...(docker.command ? { entrypoint: docker.command.entrypoint, env: docker.command.env } : {}),
       secretsFile: join(spec.jobDir, '.secrets.env'),
       mounts,
       // The built-in harness runs as the worker's user, so its files in the job dir are the user's.

@@ -21,6 +21,14 @@ export const DockerSpecSchema = z
     mounts: z.record(z.string().startsWith('/'), z.string().regex(/^\/\S*?(:ro|:rw)?$/)).default({}),
     /** The task's dataset_dir (absolute, on this host) and where the harness sees it. */
     dataset: z.object({ source: z.string().startsWith('/'), target: z.string().startsWith('/') }).strict().optional(),
+    /**
+     * Upstream harness containers (backends/container-job.ts): the image's entrypoint and command replaced,
+     * plus variables that are not secrets (NEMO_EVALUATOR_DATASET_DIR). Absent: the built-in `run_eval` contract.
+     */
+    command: z
+      .object({ entrypoint: z.array(z.string()).min(1), cmd: z.array(z.string()), env: z.record(z.string(), z.string()).default({}) })
+      .strict()
+      .optional(),
   })
   .strict();
 export type DockerSpec = z.infer<typeof DockerSpecSchema>;
