@@ -53,13 +53,16 @@ function summaryLine(status: InvocationStatus): string {
   return `${verdict}; files under ${status.runDir}`;
 }
 
-class ProgressRenderer {
+export class ProgressRenderer {
   private drawnLines = 0;
   private readonly lastPrinted = new Map<string, string>();
+  /** Live progress comes from the watcher's heartbeat, absent between two watch checkpoints: keep the last. */
+  private readonly lastProgress = new Map<string, { stage: string; progress: NonNullable<TaskStatus['progress']> }>();
 
   constructor(private readonly io: Output) {}
 
-  update(status: InvocationStatus): void {
+  update(fresh: InvocationStatus): void {
+    const status = { ...fresh, tasks: fresh.tasks.map((t) => this.withKnownProgress(t)) };
     if (this.io.isTTY) {
       const lines = status.tasks.map((t) => this.line(t));
       const up = this.drawnLines > 0 ? `\x1b[${this.drawnLines}A` : '';
@@ -78,6 +81,15 @@ class ProgressRenderer {
 
   done(): void {
     this.drawnLines = 0;
+  }
+
+  private withKnownProgress(task: TaskStatus): TaskStatus {
+    const known = this.lastProgress.get(task.jobId);
+    if (task.progress) {
+      this.lastProgress.set(task.jobId, { stage: task.stage, progress: task.progress });
+      return task;
+    }
+    return known && known.stage === task.stage ? { ...task, progress: known.progress } : task;
   }
 
   private line(task: TaskStatus): string {
