@@ -24,6 +24,7 @@ import { ExportError, type ExportJob, type ExportOutcome } from '../exporters/ty
 import { flattenMetrics, readResultsFile, ResultsFormatError } from '../harness/results-schema.js';
 import type { ResolvedEvaluationInput, SampleCounts } from '../workflows/types.js';
 import { probeEndpoint } from './endpoint.js';
+import { createNightlyActivities } from './nightly.js';
 
 export interface ActivityDeps {
   executors: ExecutorRegistry;
@@ -63,6 +64,7 @@ export function createActivities(deps: ActivityDeps) {
   };
 
   return permanentErrorsAreFinal({
+    ...createNightlyActivities({ env, policy, hostname: deps.host.hostname }),
     /**
      * Waits until the endpoint answers HTTP (any status below 500), heartbeating meanwhile. With a
      * deployed server, fails early (with the server's state) if the server ends while it is awaited.

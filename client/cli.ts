@@ -170,6 +170,67 @@ export async function main(argv: string[], io: Output = stdio): Promise<number> 
       exitCode = await withClient((c) => compareCommand(() => Promise.resolve(c), a, b, o, io));
     });
 
+  const schedule = program.command('schedule').description('nightly regression runs on Temporal Schedules: each night a new invocation, judged against a baseline');
+  schedule
+    .command('create')
+    .description('create a schedule that runs the suite (-c) and gates it against its baseline (config key nightly:)')
+    .argument('<name>')
+    .option('-c, --config <file>', 'YAML config in the nemo-evaluator-launcher format (with an optional nightly: section)')
+    .option('-o, --override <key=value>', 'override a config value; repeatable', collect, [])
+    .option('-t, --task <name>', 'run only this task; repeatable', collect, [])
+    .addOption(new Option('--config-mode <mode>', 'hydra or raw').choices(['hydra', 'raw']).default('hydra'))
+    .option('--cron <expr>', "when, as a 5-field cron expression, e.g. '0 2 * * *'")
+    .option('--timezone <tz>', 'IANA time zone of --cron (default UTC)')
+    .option('--interval <duration>', 'instead of --cron: every 90s, 30m, 24h, 7d')
+    .option('--catchup-window <duration>', 'nights missed while the server was down are taken if at most this late', '1h')
+    .option('--paused', 'create it paused', false)
+    .option('--note <text>', 'a note shown with the schedule')
+    .action(async (name: string, o: { config?: string; override: string[]; task: string[]; configMode: 'hydra' | 'raw'; cron?: string; timezone?: string; interval?: string; catchupWindow: string; paused: boolean; note?: string }) => {
+      const { scheduleCreateCommand } = await import('./commands/schedule.js');
+      const { connectClient } = await import('../common/temporal.js');
+      let client: Client | undefined;
+      try {
+        exitCode = await scheduleCreateCommand(
+          async () => (client = await connectClient()),
+          name,
+          { configPath: o.config, overrides: o.override, taskFilter: o.task, configMode: o.configMode, cron: o.cron, timezone: o.timezone, interval: o.interval, catchupWindow: o.catchupWindow, paused: o.paused, note: o.note },
+          io,
+        );
+      } finally {
+        await client?.connection.close();
+      }
+    });
+  schedule
+    .command('list')
+    .description('the schedules: spec, state, next run, last night')
+    .option('--json', 'machine-readable output', false)
+    .action(async (o: { json: boolean }) => {
+      const { scheduleListCommand } = await import('./commands/schedule.js');
+      exitCode = await withClient((c) => scheduleListCommand(c, o, io));
+    });
+  schedule
+    .command('describe')
+    .description("a schedule's spec and policies, next runs, and its recent nights with their invocation and verdict")
+    .argument('<name>')
+    .option('--json', 'machine-readable output', false)
+    .action(async (name: string, o: { json: boolean }) => {
+      const { scheduleDescribeCommand } = await import('./commands/schedule.js');
+      exitCode = await withClient((c) => scheduleDescribeCommand(c, name, o, io));
+    });
+  for (const [verb, description] of [
+    ['pause', 'pause a schedule (no nights until unpaused)'],
+    ['unpause', 'resume a paused schedule'],
+    ['trigger', 'start a night now'],
+    ['delete', 'delete a schedule (its nights and their results stay)'],
+  ] as const) {
+    const command = schedule.command(verb).description(description).argument('<name>');
+    if (verb === 'pause' || verb === 'unpause') command.option('--note <text>', 'why (shown with the schedule)');
+    command.action(async (name: string, o: { note?: string }) => {
+      const { scheduleActionCommand } = await import('./commands/schedule.js');
+      exitCode = await withClient((c) => scheduleActionCommand(c, verb, name, o, io));
+    });
+  }
+
   program
     .command('worker')
     .description('run a worker on task queue "evalflow" (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE)')

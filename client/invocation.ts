@@ -4,6 +4,7 @@
  * and the client script.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { harnessRunConfig } from '../backends/container-job.js';
 import { planExecution } from '../backends/plans.js';
@@ -12,7 +13,8 @@ import { evalflowVersion } from '../common/paths.js';
 import type { TaskPlan } from '../config/plan.js';
 import type { RunConfig } from '../config/schema.js';
 import { ConfigError } from '../config/errors.js';
-import { parseEnvRef } from '../config/env.js';
+import { parseEnvRef, redactSecrets } from '../config/env.js';
+import { writeYamlAtomic } from '../common/files.js';
 import { EXPORT_DESTINATION_KINDS, type ExportDestination, type ExportDestinationKind } from '../core/exports.js';
 import type { InvocationInput } from '../workflows/types.js';
 
@@ -101,6 +103,12 @@ export function buildInvocationInput(
       };
     }),
   };
+}
+
+/** The run directory, with the resolved config in it (secrets masked), as upstream saves it. */
+export function writeLauncherConfig(runDir: string, cfg: RunConfig): void {
+  mkdirSync(runDir, { recursive: true });
+  writeYamlAtomic(join(runDir, 'launcher_config.yml'), redactSecrets(cfg));
 }
 
 /** Seconds to wait for the endpoint; Slurm's null means the job's walltime, as upstream. */

@@ -9,6 +9,7 @@ import { EXPORTER_NAMES, exporterFor } from '../exporters/registry.js';
 import { ApiEndpointSchema, EndpointTypeSchema, ParamsSchema } from '../harness/run-config.js';
 import { DeploymentSchema, ImageRefSchema, needsContainer } from './deployment.js';
 import { EnvVarsSchema } from './env.js';
+import { NightlyConfigSchema } from './nightly.js';
 import { ConfigError } from './errors.js';
 import { resolveTaskName } from './registry.js';
 import { closeMatches } from './suggest.js';
@@ -236,6 +237,8 @@ export const RunConfigSchema = z
     auxiliary_deployments: z.object({}).strict().default({}),
     evaluation: EvaluationSchema,
     export: ExportSchema.optional(),
+    /** Ours: how `evalflow schedule` judges each night (config/nightly.ts). */
+    nightly: NightlyConfigSchema.optional(),
     /**
      * Ours: the `-t` selection, as positions in evaluation.tasks (absent: all tasks). Tasks stay in place so a
      * task's index, and so its job id `<inv>.<index>`, does not depend on the filter.

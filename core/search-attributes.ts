@@ -7,4 +7,6 @@ export const SEARCH_ATTRIBUTES = {
   model: defineSearchAttributeKey('EvalModel', SearchAttributeType.KEYWORD),
   backend: defineSearchAttributeKey('EvalBackend', SearchAttributeType.KEYWORD),
   stage: defineSearchAttributeKey('EvalStage', SearchAttributeType.KEYWORD),
+  /** A nightly's verdict (core/nightly.ts NIGHTLY_VERDICTS). */
+  verdict: defineSearchAttributeKey('EvalVerdict', SearchAttributeType.KEYWORD),
 } as const;

@@ -1,9 +1,6 @@
 /** `evalflow run`: validate the config, then start one InvocationWorkflow (or, with --dry-run, show it). */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { type Client, WorkflowFailedError } from '@temporalio/client';
 import { stringify } from 'yaml';
-import { writeYamlAtomic } from '../../common/files.js';
 import { connectClient, ensureSearchAttributes, temporalTarget, workerIsPolling } from '../../common/temporal.js';
 import { redactEnvRef, redactSecrets } from '../../config/env.js';
 import { runWarnings } from '../../config/inert-keys.js';
@@ -12,7 +9,7 @@ import { planTasks, type TaskPlan } from '../../config/plan.js';
 import type { RunConfig } from '../../config/schema.js';
 import { planExecution } from '../../backends/plans.js';
 import { TASK_QUEUE, type InvocationInput } from '../../workflows/types.js';
-import { assertRunnable, buildInvocationInput, newInvocationId, TRUST_PRE_CMD } from '../invocation.js';
+import { assertRunnable, buildInvocationInput, newInvocationId, TRUST_PRE_CMD, writeLauncherConfig } from '../invocation.js';
 import { json, type Output } from '../output.js';
 import { startInvocation } from '../start-invocation.js';
 import { watchInvocation } from '../watch.js';
@@ -29,6 +26,7 @@ export async function runCommand(opts: RunOptions, io: Output, connect: () => Pr
   const cfg = loadRunConfig(opts);
   const plans = planTasks(cfg);
   for (const warning of runWarnings(cfg, plans)) io.err(`warning: ${warning}\n`);
+  if (cfg.nightly) io.err('warning: nightly: ignored by run (it configures `evalflow schedule create`)\n');
   const invocationId = newInvocationId();
   const input = buildInvocationInput(cfg, plans, { invocationId, now: new Date() });
 
@@ -45,8 +43,7 @@ export async function runCommand(opts: RunOptions, io: Output, connect: () => Pr
   try {
     const namespace = temporalTarget().namespace;
     await ensureSearchAttributes(client, namespace);
-    mkdirSync(input.runDir, { recursive: true });
-    writeYamlAtomic(join(input.runDir, 'launcher_config.yml'), redactSecrets(cfg));
+    writeLauncherConfig(input.runDir, cfg);
     const handle = await startInvocation(client, input);
     opts.onStarted?.(input);
     if (!opts.json) {
