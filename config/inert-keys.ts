@@ -9,6 +9,7 @@ import { runsUpstreamCommand } from '../backends/local/plan.js';
 import type { TaskPlan } from './plan.js';
 import type { NemoEvaluatorConfig, RunConfig, TaskConfig } from './schema.js';
 import { child } from './tree.js';
+import { planInterceptors } from '../harness/interceptors.js';
 
 /** Where a run's harness runs: `execution.type` and its runtime (the plans' backend label). */
 export type Runtime = 'local/process' | 'local/docker' | 'slurm/pyxis' | 'slurm/none';
@@ -137,8 +138,14 @@ function evaluatorConfigWarnings(at: string, section: NemoEvaluatorConfig | unde
   if (isSet(section?.config?.params?.task)) {
     warnings.push(`${at}.config.params.task: ignored by evalflow's built-in tasks (they have no variants by that name)`);
   }
-  if (isSet(section?.target?.api_endpoint?.adapter_config)) {
-    warnings.push(`${at}.target.api_endpoint.adapter_config: ignored: the built-in harness has no interceptors`);
+  // The built-in harness runs the interceptors (harness/interceptors.ts): only the keys without effect there warn.
+  const adapterConfig = section?.target?.api_endpoint?.adapter_config;
+  if (isSet(adapterConfig)) {
+    try {
+      warnings.push(...planInterceptors(adapterConfig, `${at}.target.api_endpoint.adapter_config`).ignored);
+    } catch {
+      // invalid: planning the task already reported it as an error
+    }
   }
   return warnings;
 }

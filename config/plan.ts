@@ -4,6 +4,7 @@
  */
 import type { TaskEndpoint } from '../backends/container-job.js';
 import { ENDPOINT_TYPES } from '../harness/run-config.js';
+import { AdapterConfigError, planInterceptors } from '../harness/interceptors.js';
 import { deploymentEndpointUrl } from './deployment.js';
 import { resolveTaskEnv, type EnvRef } from './env.js';
 import { ConfigError, ConfigProblems } from './errors.js';
@@ -74,6 +75,19 @@ function planTask(cfg: RunConfig, index: number): TaskPlan {
       problems.add(new ConfigError(`${where}: unknown key (the built-in harness takes config.params and config.type; task knobs go in config.params.extra)`, where));
     } else {
       warnings.push(`${where}: not a nemo-evaluator key; passed to the ${task.harness} container of ${at} unchanged (did you mean config.params.extra?)`);
+    }
+  }
+  const adapterConfig = evaluatorConfig.target.api_endpoint.adapter_config;
+  if (task.builtin && adapterConfig) {
+    // The built-in harness runs these interceptors: a bad one is a config error now, not a failed job later.
+    const inTask = hasPath(spec.nemo_evaluator_config, ['target', 'api_endpoint', 'adapter_config']);
+    const where = `${inTask ? at : 'evaluation'}.nemo_evaluator_config.target.api_endpoint.adapter_config`;
+    try {
+      planInterceptors(adapterConfig, where);
+    } catch (err) {
+      if (!(err instanceof AdapterConfigError)) throw err;
+      const key = err.message.slice(0, err.message.indexOf(':')).split(' ')[0] ?? where;
+      problems.add(new ConfigError(err.message, key));
     }
   }
   const outputDir = evaluatorConfig.merged.config?.output_dir;

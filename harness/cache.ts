@@ -16,6 +16,8 @@ export interface CachedResponse {
   finishReason: string | null;
   promptTokens: number;
   completionTokens: number;
+  /** The message's separate reasoning (`reasoning_content`), when the server returns one. */
+  reasoningContent?: string;
 }
 
 /** One request in canonical form: the JSON to send and its cache key (route + body; never headers, so never a secret). */

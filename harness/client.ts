@@ -45,6 +45,8 @@ export interface Completion {
   completionTokens: number;
   /** Retries spent on this request. */
   retries: number;
+  /** `message.reasoning_content` (or `reasoning`) of servers that return the reasoning apart from the answer. */
+  reasoningContent?: string;
 }
 
 /** A request that failed for good: non-retryable status, or retries exhausted (or held). */
@@ -218,12 +220,14 @@ export class EndpointClient {
       const field = this.opts.type === 'chat' ? 'choices[0].message.content' : 'choices[0].text';
       throw new RetryableError(`malformed response: no ${field} (${content === null ? 'null' : content === undefined ? 'missing' : typeof content})`, 200);
     }
+    const reasoning = choice?.message?.reasoning_content ?? choice?.message?.reasoning;
     return {
       text: content,
       finishReason: choice?.finish_reason ?? null,
       promptTokens: data.usage?.prompt_tokens ?? 0,
       completionTokens: data.usage?.completion_tokens ?? 0,
       retries: 0,
+      ...(typeof reasoning === 'string' && reasoning !== '' ? { reasoningContent: reasoning } : {}),
     };
   }
 
@@ -260,7 +264,7 @@ export class EndpointClient {
 }
 
 interface OpenAIResponse {
-  choices?: Array<{ message?: { content?: unknown }; text?: unknown; finish_reason?: string | null }>;
+  choices?: Array<{ message?: { content?: unknown; reasoning_content?: unknown; reasoning?: unknown }; text?: unknown; finish_reason?: string | null }>;
   usage?: { prompt_tokens?: number; completion_tokens?: number };
 }
 
@@ -276,6 +280,7 @@ function parseJson(text: string): OpenAIResponse | null {
 /** Folds an SSE stream of chunks into one response (content concatenated, last finish_reason/usage kept). */
 function parseSse(text: string): OpenAIResponse | null {
   let content: string | undefined;
+  let reasoning = '';
   let finishReason: string | null = null;
   let usage: OpenAIResponse['usage'];
   let chunks = 0;
@@ -283,18 +288,23 @@ function parseSse(text: string): OpenAIResponse | null {
     if (!line.startsWith('data:')) continue;
     const data = line.slice(5).trim();
     if (data === '[DONE]') break;
-    const chunk = parseJson(data) as { choices?: Array<{ delta?: { content?: unknown }; text?: unknown; finish_reason?: string | null }>; usage?: OpenAIResponse['usage'] } | null;
+    const chunk = parseJson(data) as {
+      choices?: Array<{ delta?: { content?: unknown; reasoning_content?: unknown; reasoning?: unknown }; text?: unknown; finish_reason?: string | null }>;
+      usage?: OpenAIResponse['usage'];
+    } | null;
     if (!chunk) return null;
     chunks++;
     const choice = chunk.choices?.[0];
     const piece = choice?.delta?.content ?? choice?.text;
     // A stream whose chunks never carry text (only roles, finish reasons) has no answer: left undefined.
     if (typeof piece === 'string') content = (content ?? '') + piece;
+    const thought = choice?.delta?.reasoning_content ?? choice?.delta?.reasoning;
+    if (typeof thought === 'string') reasoning += thought;
     if (choice?.finish_reason) finishReason = choice.finish_reason;
     if (chunk.usage) usage = chunk.usage;
   }
   if (chunks === 0) return null;
-  return { choices: [{ message: { content }, text: content, finish_reason: finishReason }], usage };
+  return { choices: [{ message: { content, ...(reasoning ? { reasoning_content: reasoning } : {}) }, text: content, finish_reason: finishReason }], usage };
 }
 
 function describeNetworkError(err: unknown): string {

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { writeFileAtomic, writeJsonAtomic, writeYamlAtomic } from '../common/files.js';
 import { evalflowVersion } from '../common/paths.js';
 import { canonicalRequest, generationKey, ResponseCache, type CachedResponse } from './cache.js';
+import { AdapterConfigError, InterceptorChain, planInterceptors, type ProcessedResponse } from './interceptors.js';
 import { buildRequestBody, EndpointClient, RequestFailedError } from './client.js';
 import { describeIoError, isIoError } from './lines.js';
 import { AdaptiveLimiter, CombinedLimiter, Semaphore, type LimiterStats, type RequestLimiter } from './limiter.js';
@@ -120,7 +121,8 @@ function storage<T>(doing: string, write: () => T): T {
 
 /** One generation of a sample: its response (none when it failed or was never sent) and its score. */
 interface GenerationResult {
-  response: CachedResponse | undefined;
+  /** After the response interceptors (e.g. reasoning stripped): what is scored. */
+  response: ProcessedResponse | undefined;
   cached: boolean;
   error: string | null;
   score: SampleScore | null;
@@ -144,6 +146,8 @@ interface SampleInFlight {
 /** The per-generation fields of a per-sample record. */
 interface GenerationRecord {
   generation: string | null;
+  /** What the reasoning interceptor took out of the generation (present only when it took something). */
+  reasoning?: string;
   answer: string | null;
   score: number | null;
   num_generated_tokens: number;
@@ -170,6 +174,7 @@ interface SampleRecord extends GenerationRecord {
 function generationRecord(r: GenerationResult): GenerationRecord {
   return {
     generation: r.response?.text ?? null,
+    ...(r.response?.reasoning ? { reasoning: r.response.reasoning } : {}),
     answer: r.score?.extracted ?? null,
     score: r.score?.score ?? null,
     num_generated_tokens: r.response?.completionTokens ?? 0,
@@ -248,6 +253,14 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     }
   }
 
+  let interceptors: ReturnType<typeof planInterceptors>;
+  try {
+    interceptors = planInterceptors(endpoint.adapter_config);
+  } catch (err) {
+    if (err instanceof AdapterConfigError) throw new HarnessConfigError(err.message);
+    throw err;
+  }
+
   const outputDir = resolve(cfg.config.output_dir);
   const resolvedConfig = {
     ...cfg,
@@ -282,14 +295,19 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
 
   const sharedCap = env[ENDPOINT_LIMITS_ENV] ? undefined : engineExtra.data.endpoint_parallelism;
   const parallelism = Math.min(params.parallelism ?? 1, sharedCap ?? Infinity);
-  const cacheFile = join(outputDir, 'cache', 'responses.jsonl');
-  const cache = storage(`opening ${cacheFile}`, () => ResponseCache.open(cacheFile, onWriteError));
+  for (const line of interceptors.ignored) log(line);
+  const chain = new InterceptorChain(interceptors.links, { outputDir, log });
+  // The interceptor chain around the endpoint client; its caching link (if any) decides where the cache lives.
+  const cacheDir = chain.cacheDir;
+  const cacheFile = cacheDir === undefined ? undefined : join(resolve(outputDir, cacheDir), 'responses.jsonl');
+  const cache = cacheFile === undefined ? undefined : storage(`opening ${cacheFile}`, () => ResponseCache.open(cacheFile, onWriteError));
+  chain.attachCache(cache);
   const samplesFile = join(outputDir, 'nemo-evaluator-per-sample-outputs', `${task.name}.jsonl`);
   let outputs: OrderedJsonlWriter;
   try {
     outputs = new OrderedJsonlWriter(samplesFile, Math.max(256, 4 * parallelism), onWriteError);
   } catch (err) {
-    cache.close();
+    cache?.close();
     throw new StorageError((err as Error).message, { cause: err });
   }
   /** The error budget is spent: nothing more is sent (samples already in flight finish). */
@@ -343,7 +361,7 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     if (!st) {
       const sample = samples[index] as TaskSample;
       const prompt = task.buildPrompt(sample, endpointType, taskParams);
-      const body = buildRequestBody(prompt, endpoint.model_id, params, false);
+      const body = chain.prepareRequest(buildRequestBody(prompt, endpoint.model_id, params, false));
       st = { sample, prompt, body, ...canonicalRequest(route, body), results: new Array<GenerationResult>(generations), left: generations, notRun: false };
       inFlight.set(index, st);
     }
@@ -353,7 +371,7 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
   /** The response to one generation of a sample: from the cache, else from the endpoint; null: not sent (the error budget is spent). */
   const requestGeneration = async (st: SampleInFlight, generation: number): Promise<Omit<GenerationResult, 'score'> | null> => {
     const key = generationKey(st.key, generation);
-    let response: CachedResponse | undefined = cache.get(key);
+    let response: CachedResponse | undefined = chain.cached(key);
     const cached = response !== undefined;
     let error: string | null = null;
     let resentAfterProbe = false;
@@ -372,12 +390,14 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
           promptTokens: completion.promptTokens,
           completionTokens: completion.completionTokens,
         };
-        cache.put(key, response);
+        if (completion.reasoningContent !== undefined) response.reasoningContent = completion.reasoningContent;
+        chain.store(key, response);
       } catch (err) {
         if (signal.aborted) throw new InterruptedError('interrupted');
         if (!(err instanceof RequestFailedError)) throw err;
         usage.retries += err.retries;
         if (err.held) continue; // the endpoint is down or sending stopped: decided at the top of the loop
+        chain.checkFailure(err.status, err.message);
         if (err.endpointFault) {
           // Down: wait for it and send again (not an error of this sample). Up: a transport failure may have been
           // the tail of an outage that just ended, so it gets one more round; a 5xx from a live endpoint is the sample's.
@@ -390,7 +410,7 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
         error = err.message;
       }
     }
-    return { response, cached, error };
+    return { response: response && chain.processResponse(response, cached), cached, error };
   };
 
   /** A sample whose generations have all settled: its record, its score, the counts. */
@@ -471,7 +491,8 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     while (scoring.size > 0) await Promise.all(scoring);
     if (fatal) throw fatal;
     progressWriter.stop();
-    storage(`closing ${cacheFile}`, () => cache.close());
+    await chain.drain();
+    if (cache) storage(`closing ${cacheFile}`, () => cache.close());
     storage(`writing ${samplesFile}`, () => outputs.finish());
   } catch (err) {
     // Sandboxed scorers still running stop with the run (their processes are killed) before the files are closed.
@@ -479,7 +500,7 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     await Promise.allSettled(scoring);
     progressWriter.abandon();
     try {
-      cache.close();
+      cache?.close();
     } catch {
       // already failing: the first error is the one reported
     }
@@ -530,7 +551,7 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
 
   storage(`writing the results in ${outputDir}`, () => {
     writeYamlAtomic(join(outputDir, 'results.yml'), results);
-    writeJsonAtomic(join(outputDir, 'eval_factory_metrics.json'), mergeMetrics(outputDir, startedAt, endedAt, usage, progress, gate.stats, ownLimit.stats));
+    writeJsonAtomic(join(outputDir, 'eval_factory_metrics.json'), mergeMetrics(outputDir, startedAt, endedAt, usage, progress, gate.stats, ownLimit.stats, chain.metrics()));
     writeYamlAtomic(join(outputDir, 'metadata.yaml'), { versioning, ...(cfg.metadata ? { launcher: cfg.metadata } : {}) });
   });
 
@@ -671,6 +692,8 @@ function mergeMetrics(
   progress: Progress,
   outages: OutageStats,
   concurrency: LimiterStats,
+  /** What the response interceptors collected in this attempt (response_stats, reasoning). */
+  collected: ReturnType<InterceptorChain['metrics']>,
 ): Record<string, unknown> {
   const file = join(outputDir, 'eval_factory_metrics.json');
   const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as PreviousMetrics) : undefined;
@@ -696,7 +719,9 @@ function mergeMetrics(
       endpoint_outage_seconds: outages.downMs / 1000 + (previous?.response_stats?.endpoint_outage_seconds ?? 0),
       // This attempt's adaptive concurrency: the cap, the lowest and the final limit, overload answers (429/503).
       concurrency: { parallelism: concurrency.max, lowest_limit: concurrency.lowest, final_limit: concurrency.limit, overload_responses: concurrency.overloads },
+      ...collected.response_stats,
     },
+    ...(collected.reasoning ? { reasoning: collected.reasoning } : {}),
   };
 }
 

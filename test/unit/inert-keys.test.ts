@@ -57,11 +57,9 @@ const EXPECTED: Record<'process' | 'docker', string[]> = {
     'evaluation.post_cmd',
     'evaluation.nemo_evaluator_config.config.type',
     'evaluation.nemo_evaluator_config.config.params.task',
-    'evaluation.nemo_evaluator_config.target.api_endpoint.adapter_config',
     'evaluation.tasks[0].pre_cmd',
     'evaluation.tasks[0].post_cmd',
     'evaluation.tasks[0].dataset_mount_path',
-    'evaluation.tasks[1].nemo_evaluator_config.target.api_endpoint.adapter_config',
     'export.wandb',
     'export.gsheets',
     'export.local',
@@ -115,5 +113,26 @@ describe('keys without effect', () => {
     const lines = stderr.trimEnd().split('\n');
     expect(lines.map((l) => l.slice('warning: '.length, l.indexOf(': ', 'warning: '.length)))).toEqual(EXPECTED.process);
     expect(stdout).toContain('# resolved config');
+  });
+});
+
+describe('adapter_config of built-in tasks (the harness runs the interceptors)', () => {
+  const withAdapter = (adapterConfig: object) => ({
+    execution: { output_dir: `${dir}/out`, runtime: 'process' },
+    target: { api_endpoint: { url: 'http://127.0.0.1:9/v1/chat/completions', model_id: 'm' } },
+    evaluation: { tasks: [{ name: 'evalflow.gsm8k', dataset_dir: dir, nemo_evaluator_config: { target: { api_endpoint: { adapter_config: adapterConfig } } } }] },
+  });
+
+  it('acts without a warning, except for the keys that change nothing here', () => {
+    expect(warningsFor(withAdapter({ interceptors: ['caching', 'endpoint', 'reasoning'] }))).toEqual([]);
+    expect(warningsFor(withAdapter({ use_reasoning: true, generate_html_report: true }))).toEqual([
+      'evaluation.tasks[0].nemo_evaluator_config.target.api_endpoint.adapter_config.generate_html_report: ignored: no HTML report is written (per-sample outputs hold every request and response)',
+    ]);
+  });
+
+  it('is a config error naming the entry when the harness could not run it', () => {
+    expect(() => warningsFor(withAdapter({ interceptors: ['reasoning', 'endpoint'] }))).toThrow(
+      'evaluation.tasks[0].nemo_evaluator_config.target.api_endpoint.adapter_config.interceptors[1]: endpoint is a request-to-response interceptor and must come before the response ones',
+    );
   });
 });
