@@ -77,7 +77,7 @@ function planTask(cfg: RunConfig, index: number): TaskPlan {
       warnings.push(`${where}: not a nemo-evaluator key; passed to the ${task.harness} container of ${at} unchanged (did you mean config.params.extra?)`);
     }
   }
-  const adapterConfig = evaluatorConfig.target.api_endpoint.adapter_config;
+  const adapterConfig = evaluatorConfig.merged.target?.api_endpoint?.adapter_config;
   if (task.builtin && adapterConfig) {
     // The built-in harness runs these interceptors: a bad one is a config error now, not a failed job later.
     const inTask = hasPath(spec.nemo_evaluator_config, ['target', 'api_endpoint', 'adapter_config']);
