@@ -10,6 +10,7 @@ import { ConfigError } from '../config/errors.js';
 import { evalflowVersion } from '../common/paths.js';
 import type { CompareOptions } from './commands/compare.js';
 import type { ExportOptions } from './commands/export.js';
+import type { InfoOptions } from './commands/info.js';
 import { stdio, type Output } from './output.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -102,21 +103,29 @@ export async function main(argv: string[], io: Output = stdio): Promise<number> 
 
   program
     .command('logs')
-    .description('harness logs of an invocation or job')
-    .argument('<id>')
-    .option('-f, --follow', 'keep printing until the run ends', false)
-    .action(async (id: string, o: { follow: boolean }) => {
+    .description('harness logs of invocations or jobs')
+    .argument('<ids...>')
+    .option('-f, --follow', 'keep printing until the runs end', false)
+    .action(async (ids: string[], o: { follow: boolean }) => {
       const { logsCommand } = await import('./commands/logs.js');
-      exitCode = await withClient((c) => logsCommand(c, id, o, io));
+      exitCode = await withClient((c) => logsCommand(c, ids, o, io));
     });
 
-  const ls = program.command('ls').description('list tasks or runs');
-  ls.command('tasks')
+  const ls = program.command('ls').description('list tasks (the default) or runs, or show one task');
+  ls.command('tasks', { isDefault: true })
     .description('the task catalogue: built-in tasks and upstream harness tasks')
     .option('--json', 'machine-readable output', false)
     .action(async (o: { json: boolean }) => {
       const { lsTasksCommand } = await import('./commands/ls.js');
       exitCode = lsTasksCommand(o, io);
+    });
+  ls.command('task')
+    .description("one catalogue task: where it runs (built-in harness or image), endpoint types, default params")
+    .argument('<name>', 'harness.task, or a bare task name')
+    .option('--json', 'machine-readable output', false)
+    .action(async (name: string, o: { json: boolean }) => {
+      const { lsTaskCommand } = await import('./commands/ls.js');
+      exitCode = lsTaskCommand(name, o, io);
     });
   ls.command('runs')
     .description('recent invocations (a Temporal visibility query)')
@@ -126,6 +135,27 @@ export async function main(argv: string[], io: Output = stdio): Promise<number> 
     .action(async (o: { since?: string; limit: number; json: boolean }) => {
       const { lsRunsCommand } = await import('./commands/ls.js');
       exitCode = await withClient((c) => lsRunsCommand(c, o, io));
+    });
+
+  program
+    .command('info')
+    .description("where invocations' or jobs' config, artifacts and logs are; copy them with --copy-artifacts/--copy-logs")
+    .argument('<ids...>')
+    .option('--config', 'also print the saved launcher config', false)
+    .option('--artifacts', 'also list the artifact files', false)
+    .option('--logs', 'also list the log files', false)
+    .option('--copy-artifacts <dir>', 'copy each job\'s artifacts to <dir>/<job id>/artifacts')
+    .option('--copy-logs <dir>', 'copy each job\'s logs to <dir>/<job id>/logs')
+    .action(async (ids: string[], o: InfoOptions) => {
+      const { infoCommand } = await import('./commands/info.js');
+      exitCode = await withClient((c) => infoCommand(c, ids, o, io));
+    });
+
+  program
+    .command('version')
+    .description('the evalflow version')
+    .action(() => {
+      io.out(`evalflow ${evalflowVersion()} (node ${process.versions.node})\n`);
     });
 
   program

@@ -1,22 +1,23 @@
-/** `evalflow logs ID [-f]`: the harness log of each job, prefixed with the job name; -f follows. */
+/** `evalflow logs IDS [-f]`: the harness log of each job of the named invocations or jobs, prefixed with the job name; -f follows them all. */
 import type { Client } from '@temporalio/client';
 import { createExecutors, executorFor } from '../../backends/registry.js';
 import type { ExecutorRegistry } from '../../backends/types.js';
 import { TERMINAL_STAGES, type TaskStatus } from '../../workflows/types.js';
-import { isSelected, resolveId } from '../ids.js';
+import { isSelected, resolveId, type ResolvedId } from '../ids.js';
 import type { Output } from '../output.js';
 import { invocationStatus } from '../status.js';
 
 export async function logsCommand(
   client: Client,
-  id: string,
+  ids: string[],
   opts: { follow?: boolean },
   io: Output,
   executors: ExecutorRegistry = createExecutors(),
 ): Promise<number> {
-  const resolved = await resolveId(client, id);
-  const { invocationId } = resolved;
-  const selected = (s: TaskStatus) => isSelected(s, resolved);
+  const resolved: ResolvedId[] = [];
+  for (const id of ids) resolved.push(await resolveId(client, id));
+  const invocations = [...new Set(resolved.map((r) => r.invocationId))];
+  const selected = (s: TaskStatus) => resolved.some((r) => s.jobId.startsWith(`${r.invocationId}.`) && isSelected(s, r));
   // Per job and launch: a relaunch writes to the same log, so the offset carries over.
   const offsets = new Map<string, number>();
   const pump = async (task: TaskStatus) => {
@@ -29,11 +30,14 @@ export async function logsCommand(
       offsets.set(task.jobId, chunk.offset);
       const lines = chunk.data.split('\n');
       if (lines[lines.length - 1] === '') lines.pop();
-      for (const line of lines) io.out(`[${task.jobName}] ${line}\n`);
+      // Several invocations: job ids tell their jobs apart.
+      const label = invocations.length > 1 ? task.jobId : task.jobName;
+      for (const line of lines) io.out(`[${label}] ${line}\n`);
     }
   };
   const pumpAll = async () => {
-    const tasks = (await invocationStatus(client, invocationId)).tasks.filter(selected);
+    const tasks: TaskStatus[] = [];
+    for (const invocationId of invocations) tasks.push(...(await invocationStatus(client, invocationId)).tasks.filter(selected));
     for (const task of tasks) await pump(task);
     return tasks;
   };

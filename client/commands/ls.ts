@@ -1,8 +1,9 @@
-/** `evalflow ls tasks` (the catalogue) and `evalflow ls runs` (a Temporal visibility query). */
+/** `evalflow ls [tasks]` (the catalogue), `ls task NAME` (one task) and `ls runs` (a Temporal visibility query). */
 import type { Client } from '@temporalio/client';
 import { listingClient } from '../../common/codec.js';
 import { ConfigError } from '../../config/errors.js';
-import { listTasks } from '../../config/registry.js';
+import { stringify } from 'yaml';
+import { listTasks, resolveTaskName } from '../../config/registry.js';
 import { INVOCATION_WORKFLOW, SEARCH_ATTRIBUTES } from '../../workflows/types.js';
 import { json, table, type Output } from '../output.js';
 
@@ -19,6 +20,24 @@ export function lsTasksCommand(opts: { json?: boolean }, io: Output): number {
     ),
   );
   io.out(`${tasks.length} tasks (${tasks.filter((t) => t.builtin).length} built-in)\n`);
+  return 0;
+}
+
+/** `evalflow ls task NAME`: one catalogue task, as upstream shows it: where it runs, its endpoint types and default params. */
+export function lsTaskCommand(name: string, opts: { json?: boolean }, io: Output): number {
+  const task = resolveTaskName(name);
+  if (opts.json) {
+    io.out(json(task));
+    return 0;
+  }
+  const params = stringify(task.defaultParams, { lineWidth: 0 }).trimEnd();
+  io.out(
+    `${task.fullName}\n` +
+      `  description:    ${task.description.replace(/\s+/g, ' ').trim() || '-'}\n` +
+      `  runs in:        ${task.builtin ? 'the built-in harness (runtime process, or its docker image)' : (task.container ?? '-')}\n` +
+      `  endpoint types: ${task.supportedEndpointTypes.join(', ')}\n` +
+      `  default params (config.params):${Object.keys(task.defaultParams).length ? `\n${params.replace(/^/gm, '    ')}` : ' (none)'}\n`,
+  );
   return 0;
 }
 

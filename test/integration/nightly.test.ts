@@ -206,4 +206,24 @@ nightly:
     expect((await cli('schedule', 'unpause', NAME)).code).toBe(0);
     expect((await client.schedule.getHandle(scheduleIdOf(NAME)).describe()).state.paused).toBe(false);
   });
+
+  it('info and logs take several ids; info copies artifacts without the response cache', async () => {
+    const [a, b] = [nights[0] as NightlyResult, nights[1] as NightlyResult];
+    const copy = join(dir, 'copied');
+    const info = await cli('info', a.invocationId, b.invocationId.slice(0, 10), '--copy-artifacts', copy, '--logs', '--config');
+    expect(info.code, info.stderr).toBe(0);
+    expect(info.stdout).toContain(`config:  ${join(a.runDir, 'launcher_config.yml')}`);
+    expect(info.stdout).toContain('nightly:'); // --config prints the saved config
+    for (const n of [a, b]) {
+      expect(info.stdout).toContain(`invocation ${n.invocationId}: succeeded`);
+      expect(info.stdout).toContain(`job ${n.invocationId}.1 (mmlu.1, evalflow.mmlu): succeeded`);
+      expect(existsSync(join(copy, `${n.invocationId}.0`, 'artifacts', 'results.yml'))).toBe(true);
+      expect(existsSync(join(n.runDir, 'gsm8k.0', 'artifacts', 'cache'))).toBe(true);
+      expect(existsSync(join(copy, `${n.invocationId}.0`, 'artifacts', 'cache'))).toBe(false);
+    }
+    const logs = await cli('logs', `${a.invocationId}.0`, b.invocationId);
+    expect(logs.code, logs.stderr).toBe(0);
+    const labels = new Set([...logs.stdout.matchAll(/^\[([^\]]+)\] /gm)].map((m) => m[1]));
+    expect([...labels].sort()).toEqual([`${a.invocationId}.0`, `${b.invocationId}.0`, `${b.invocationId}.1`].sort());
+  });
 });
