@@ -1,6 +1,7 @@
 /**
  * The harness as a library, like upstream's Python `evaluate(eval_cfg, target_cfg)`:
  * `await evaluate({ target, config })` runs the evaluation and returns the parsed results.
+ * This module is the package's entry point: `import { evaluate } from 'evalflow'` (package.json `exports`).
  */
 import { runEvaluation, type Progress } from './engine.js';
 import type { HarnessRunConfig } from './run-config.js';
@@ -31,3 +32,4 @@ export async function evaluate(opts: EvaluateOptions): Promise<ResultsFile> {
 
 export type { Progress } from './engine.js';
 export type { ResultsFile } from './results-schema.js';
+export type { HarnessRunConfig } from './run-config.js';
