@@ -25,3 +25,15 @@ export async function probeEndpoint(url: string, apiKey?: string, timeoutMs = 50
     return code ? `${code}` : (err as Error).message;
   }
 }
+
+/** null when a deployment's health URL answers 200 (upstream's readiness check), else the last status or error. */
+export async function probeHealth(url: string, timeoutMs = 5000): Promise<string | null> {
+  try {
+    const res = await request(url, { method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    await res.body.dump();
+    return res.statusCode === 200 ? null : `HTTP ${res.statusCode}`;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    return code ? `${code}` : (err as Error).message;
+  }
+}

@@ -9,7 +9,7 @@ import { ApplicationFailure, Context, heartbeat, log } from '@temporalio/activit
 import { executorFor } from '../backends/registry.js';
 import type { Executor, ExecutorRegistry } from '../backends/types.js';
 import type { HostIdentity } from '../backends/local/host.js';
-import { resolveHostEnv } from '../core/env-refs.js';
+import { EnvRefsSchema, resolveHostEnv } from '../core/env-refs.js';
 import { PermanentError } from '../core/errors.js';
 import type { ExecutorHandle } from '../core/executor.js';
 import { hostTaskQueue, jobIdOf, launchName } from '../core/ids.js';
@@ -23,7 +23,7 @@ import { exporterFor, exportSettings } from '../exporters/registry.js';
 import { ExportError, type ExportJob, type ExportOutcome } from '../exporters/types.js';
 import { flattenMetrics, readResultsFile, ResultsFormatError } from '../harness/results-schema.js';
 import type { ResolvedEvaluationInput, SampleCounts } from '../workflows/types.js';
-import { probeEndpoint } from './endpoint.js';
+import { probeEndpoint, probeHealth } from './endpoint.js';
 import { createNightlyActivities } from './nightly.js';
 
 export interface ActivityDeps {
@@ -80,26 +80,31 @@ export function createActivities(deps: ActivityDeps) {
       if (input.apiKeyName) assertEnvAllowed(policy, input.apiKeyName, 'target.api_endpoint.api_key_name');
       const apiKey = input.apiKeyName ? env[input.apiKeyName] : undefined;
       const server = input.server ? forHandle(input.server) : undefined;
+      // A deployed server is ready when its health URL answers 200 (as upstream); else the endpoint answers at all.
+      const health = server?.handle.healthUrl;
+      const awaited = health ?? input.url;
       let lastProblem = '';
       for (;;) {
-        const problem = await probeEndpoint(input.url, apiKey);
+        const problem = health ? await probeHealth(health) : await probeEndpoint(input.url, apiKey);
         if (problem === null) return { readyAfterS: (Date.now() - started) / 1000 };
-        if (problem !== lastProblem) log.info('endpoint not ready yet', { url: input.url, problem });
+        if (problem !== lastProblem) log.info('endpoint not ready yet', { url: awaited, problem });
         lastProblem = problem;
         if (server) {
           const { outcome } = await server.executor.poll(server.handle);
           if (outcome.kind !== 'running' && outcome.kind !== 'queued') {
             throw ApplicationFailure.nonRetryable(
-              `the model server ${server.handle.display} ended before ${input.url} was ready (${outcome.kind}${'reason' in outcome && outcome.reason ? `: ${outcome.reason}` : ''}); last answer: ${problem}; see ${server.handle.jobDir}/logs/server_stdout.log`,
+              `the model server ${server.handle.display} ended before ${awaited} was ready (${outcome.kind}${'reason' in outcome && outcome.reason ? `: ${outcome.reason}` : ''}); last answer: ${problem}; see ${server.handle.jobDir}/logs/server_stdout.log`,
               'DeploymentFailed',
             );
           }
         }
-        heartbeat({ waitingFor: input.url, problem });
+        heartbeat({ waitingFor: awaited, problem });
         if (Date.now() >= deadline) {
           throw ApplicationFailure.nonRetryable(
-            `endpoint ${input.url} was not ready within ${input.readinessTimeoutS} s (execution.endpoint_readiness_timeout): ${problem}`,
-            'EndpointNotReady',
+            server && health
+              ? `the model server ${server.handle.display} was not ready within ${input.readinessTimeoutS} s (execution.endpoint_readiness_timeout): its health check ${health} last answered ${problem}; see ${server.handle.jobDir}/logs/server_stdout.log`
+              : `endpoint ${input.url} was not ready within ${input.readinessTimeoutS} s (execution.endpoint_readiness_timeout): ${problem}`,
+            server ? 'DeploymentNotReady' : 'EndpointNotReady',
           );
         }
         await Context.current().sleep(Math.min(2000, Math.max(0, deadline - Date.now())));
@@ -117,7 +122,10 @@ export function createActivities(deps: ActivityDeps) {
         throw ApplicationFailure.nonRetryable(`the ${ev.executor.kind} executor cannot start a '${deployment.type}' deployment`, 'UnsupportedDeployment');
       }
       const jobId = jobIdOf(ev.invocationId, ev.taskIndex);
-      const { values, runtime } = jobEnv(ev);
+      // The server's env is its own (deployment.env_vars over env_vars, as upstream), not the task's.
+      const refs = EnvRefsSchema.parse(deployment.env ?? {});
+      assertEnvRefsAllowed(policy, refs);
+      const { values, runtime } = resolveHostEnv(refs, env, `worker host ${deps.host.hostname}`);
       const handle = await deploy({
           jobId,
           jobDir: ev.jobDir,

@@ -152,11 +152,17 @@ function evaluatorConfigWarnings(at: string, section: NemoEvaluatorConfig | unde
 
 /** Deployment keys that are accepted but do nothing in this config. */
 function deploymentWarnings(cfg: RunConfig): string[] {
-  const { deployment } = cfg;
+  const { deployment, execution } = cfg;
+  const warnings: string[] = [];
   if (deployment.type === 'generic' && deployment.extra_args.trim() && !deployment.command.includes(deployment.extra_args.trim())) {
-    return ['deployment.extra_args: ignored: a generic server\'s command uses it only where it says ${deployment.extra_args}, and this one does not'];
+    warnings.push('deployment.extra_args: ignored: a generic server\'s command uses it only where it says ${deployment.extra_args}, and this one does not');
   }
-  return [];
+  if (deployment.type === 'llama_cpp') {
+    // evalflow's model server takes its model, port and parallelism as arguments: nothing else reaches it.
+    if (isSet(deployment.env_vars)) warnings.push('deployment.env_vars: ignored: evalflow\'s llama_cpp model server reads no environment variables');
+    if (isSet(execution.mounts?.deployment)) warnings.push('execution.mounts.deployment: ignored: the llama_cpp server mounts only its model (deployment.model_path)');
+  }
+  return warnings;
 }
 
 /** The value at a dotted path under `node`, if any. */

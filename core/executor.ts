@@ -26,6 +26,8 @@ export const ExecutorHandleSchema = z
     taskQueue: z.string().min(1).optional(),
     /** For people: `pid 1234 on host-a`, `container 3f2a1b2c`, `Slurm job 42 on login-1`. */
     display: z.string(),
+    /** A model server's readiness URL: it answers 200 once the server is ready (upstream's health check). */
+    healthUrl: z.string().url().optional(),
   })
   .passthrough();
 export type ExecutorHandle = z.infer<typeof ExecutorHandleSchema>;

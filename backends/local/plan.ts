@@ -113,7 +113,7 @@ function describeServer(server: ServerSpec, runtime: 'process' | 'docker'): stri
   }
   const volumes = server.mounts.map((m) => ` -v ${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`).join('');
   return [
-    `# server: container evalflow-<job id>-a0-server from ${server.image}, host network, entrypoint reset${volumes}${env.length ? `; env: ${env.join(' ')}` : ''}`,
+    `# server: container evalflow-<job id>-a0-server from ${server.image}, host network, entrypoint reset${server.type === 'generic' ? '' : ', --gpus all --shm-size 100g'}${volumes}${env.length ? `; env: ${env.join(' ')} (from a 0600 secrets file)` : ''}`,
     `# server command: ${shellCommand(server.argv)}`,
     ready,
   ];

@@ -6,7 +6,8 @@
  * Per job: the image, config_ef.yaml (the whole merged nemo_evaluator_config, upstream's fill-if-absent rules;
  * `metadata` holds each launcher's own provenance, compared for pre_cmd/post_cmd only), the pre_cmd.sh and
  * post_cmd.sh the container writes, the command that runs the harness, the non-secret `-e` values
- * (NEMO_EVALUATOR_DATASET_DIR), the dataset mount and the names of the variables the container gets.
+ * (NEMO_EVALUATOR_DATASET_DIR), the dataset mount and the names of the variables the container gets; for a
+ * deployment, its server container's image, command, port, mounts, variable names, health URL and timeout.
  * Deliberate differences, normalised here: the run config is a mounted file (/evalflow/config_ef.yaml) instead
  * of a base64 blob in the command, secrets come from the mounted secrets file instead of `-e NAME`, and
  * the dataset is mounted read-only.
@@ -17,7 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { RUN_CONFIG_IN_CONTAINER, type DockerSpec } from '../../backends/local/docker/layout.js';
 import { buildInvocationInput } from '../../client/invocation.js';
-import { shellQuote } from '../../common/shell.js';
+import { ServerSpecSchema } from '../../backends/server-spec.js';
+import { shellQuote, shellSplit } from '../../common/shell.js';
 import { loadRunConfig } from '../../config/load.js';
 import { planTasks } from '../../config/plan.js';
 import type { InvocationInput } from '../../workflows/types.js';
@@ -61,6 +63,16 @@ interface GoldenJob {
   env_names: string[];
   env_values: Record<string, string>;
   produced_by: string;
+  deployment: {
+    image: string;
+    command: string;
+    port: number;
+    docker_flags: string[];
+    env_names: string[];
+    mounts: string[];
+    health_url: string;
+    readiness_timeout: number;
+  } | null;
 }
 
 function goldenJobs(name: string): GoldenJob[] {
@@ -126,6 +138,23 @@ describe("upstream harness containers: evalflow's generation against upstream's 
       const volumes = golden.volumes.filter((v) => v !== '$artifacts_dir:/results');
       expect(docker.dataset ? [`${docker.dataset.source}:${docker.dataset.target}`] : []).toEqual(volumes);
       expect(Object.keys(task.env ?? {}).sort()).toEqual([...golden.env_names].sort());
+
+      // The deployment's server container, as upstream starts it: image, command, port, mounts, env names, health.
+      if (!golden.deployment) {
+        expect(task.deployment).toBeUndefined();
+        return;
+      }
+      const server = ServerSpecSchema.parse(task.deployment);
+      expect(server.type).not.toBe('llama_cpp');
+      if (server.type === 'llama_cpp') return;
+      expect(server.image).toBe(golden.deployment.image);
+      expect(server.argv).toEqual(shellSplit(golden.deployment.command));
+      expect(server.port).toBe(golden.deployment.port);
+      expect(server.healthUrl).toBe(golden.deployment.health_url);
+      expect(server.mounts.map((m) => `${m.source}:${m.target}${m.readOnly ? ':ro' : ''}`)).toEqual(golden.deployment.mounts);
+      expect(Object.keys(server.env).sort()).toEqual([...golden.deployment.env_names].sort());
+      expect(task.endpoint.readinessTimeoutS).toBe(golden.deployment.readiness_timeout);
+      expect(golden.deployment.docker_flags).toContain("--entrypoint ''");
     });
   });
 });

@@ -223,6 +223,19 @@ describe('buildInvocationInput', () => {
     );
   });
 
+  it('assertRunnable refuses a deployment under runtime process (only the docker executor starts servers), naming deployment.type', () => {
+    const loaded = load({ ...config(), defaults: [{ execution: 'local' }, { deployment: 'llama_cpp' }, '_self_'] });
+    let caught: unknown;
+    try {
+      assertRunnable(loaded, buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW }));
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).keyPath).toBe('deployment.type');
+    expect((caught as ConfigError).message).toMatch(/^deployment\.type: a 'llama_cpp' deployment is started with execution\.runtime=docker only/);
+  });
+
   it('assertRunnable accepts local and mlflow auto-export, and rejects a destination evalflow lacks, naming its position', () => {
     const runnable = load(config({ destinations: ['local', 'mlflow'] }));
     expect(() => assertRunnable(runnable, buildInvocationInput(runnable, planTasks(runnable), { invocationId: INV, now: NOW }))).not.toThrow();

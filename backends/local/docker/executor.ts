@@ -10,14 +10,16 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import { writeEnvFile } from '../../../common/env-file.js';
+import { SECRETS_FILE_IN_CONTAINER, writeEnvFile } from '../../../common/env-file.js';
 import { writeFileAtomic } from '../../../common/files.js';
 import { resolveRuntimeEnv } from '../../../core/env-refs.js';
 import { ExecutorHandleSchema } from '../../../core/executor.js';
 import { outcomeOfExit } from '../../../core/harness-contract.js';
 import type { Outcome, PollResult } from '../../../core/outcome.js';
-import { ensureLocalImage } from '../../../docker/images.js';
-import type { Executor, JobRef, LaunchSpec, LogChunk } from '../../types.js';
+import { ensureLocalImage, type ImageName } from '../../../docker/images.js';
+import { ensureModel } from '../../../model-server/model-file.js';
+import { llamaCppArgs, MODEL_IN_CONTAINER, ServerSpecSchema, type ServerSpec } from '../../server-spec.js';
+import type { DeploySpec, Executor, JobRef, LaunchSpec, LogChunk } from '../../types.js';
 import { readLogFrom } from '../files.js';
 import type { HostIdentity } from '../host.js';
 import { readProgress } from '../process.js';
@@ -54,12 +56,19 @@ export interface DockerExecutorOptions {
 }
 
 const clientLog = (jobDir: string) => join(jobDir, 'logs', 'client_stdout.log');
+const serverLog = (jobDir: string) => join(jobDir, 'logs', 'server_stdout.log');
+/** Where a container's output is copied: the harness's and the model server's own logs. */
+const logOf = (handle: Pick<DockerHandle, 'jobDir' | 'role'>) => (handle.role === 'server' ? serverLog(handle.jobDir) : clientLog(handle.jobDir));
+/** Server images that need GPUs, as upstream runs them (`docker run --gpus all --shm-size=100g`). */
+const GPU_SERVER_ARGS = '--gpus all --shm-size 100g';
+/** Runs a server's command after loading the mounted secrets file, so they stay out of `docker inspect`. */
+const SOURCE_SECRETS_THEN_EXEC = `. ${SECRETS_FILE_IN_CONTAINER} && exec "$@"`;
 
 export class DockerExecutor implements Executor<DockerHandle> {
   readonly kind = 'docker' as const;
   readonly hostBound = true;
   private connected: Promise<ContainerRuntime> | undefined;
-  private harnessImage: Promise<string> | undefined;
+  private readonly builtImages = new Map<ImageName, Promise<string>>();
 
   constructor(private readonly opts: DockerExecutorOptions) {}
 
@@ -95,10 +104,43 @@ export class DockerExecutor implements Executor<DockerHandle> {
     };
   }
 
+  /**
+   * Starts (or adopts) the job's model server container (`deployment:`): upstream's image and command for
+   * vllm, sglang, nim, trtllm and generic (GPUs requested for all but generic), evalflow's model-server
+   * image with the GGUF mounted for llama_cpp. Host networking: it listens on `deployment.port` of this host.
+   */
+  async deploy(spec: DeploySpec): Promise<DockerHandle> {
+    const server = ServerSpecSchema.parse(spec.deployment);
+    const runtime = await this.runtime();
+    const identity: ContainerIdentity = { ...identityOf(spec.jobId, 0), role: 'server' };
+    const name = containerName(identity);
+    const containerSpec = await this.serverContainerSpec(spec, server, identity);
+    if (!(await runtime.inspect(name))) {
+      mkdirSync(join(spec.jobDir, 'logs'), { recursive: true });
+      if (containerSpec.secretsFile) {
+        writeEnvFile(containerSpec.secretsFile, { ...resolveRuntimeEnv(spec.runtimeEnv, process.env, this.opts.host.hostname), ...spec.env });
+      }
+      appendLauncherLine(serverLog(spec.jobDir), `=== ${new Date().toISOString()} ${name}: launching the ${server.type} server container ${containerSpec.image}`);
+    }
+    const launched = await runtime.createOrAdopt(containerSpec);
+    return {
+      executor: 'docker',
+      role: 'server',
+      name,
+      jobDir: spec.jobDir,
+      attempt: 0,
+      display: `${server.type} server container ${name} (${launched.id.slice(0, 12)}) on ${this.opts.host.hostname}`,
+      healthUrl: server.healthUrl,
+      containerId: launched.id,
+      hostId: this.opts.host.id,
+      builtinHarness: false,
+    };
+  }
+
   async poll(handle: DockerHandle): Promise<PollResult> {
     this.assertLocal(handle);
     const runtime = await this.runtime();
-    await runtime.syncLogs(handle.name, clientLog(handle.jobDir));
+    await runtime.syncLogs(handle.name, logOf(handle));
     const outcome = outcomeOf(await runtime.outcome(handle.name), handle);
     const progress = readProgress(handle.jobDir);
     return progress ? { outcome, progress } : { outcome };
@@ -108,7 +150,7 @@ export class DockerExecutor implements Executor<DockerHandle> {
     this.assertLocal(handle);
     const runtime = await this.runtime();
     const wasRunning = await runtime.stop(handle.name, this.opts.stopGraceS ?? 10);
-    await runtime.syncLogs(handle.name, clientLog(handle.jobDir));
+    await runtime.syncLogs(handle.name, logOf(handle));
     return wasRunning;
   }
 
@@ -127,7 +169,7 @@ export class DockerExecutor implements Executor<DockerHandle> {
 
   /** The copy in the job dir: the watching worker keeps it current (a second writer would race it). */
   async readLog(handle: DockerHandle, offset: number): Promise<LogChunk> {
-    return readLogFrom(clientLog(handle.jobDir), offset);
+    return readLogFrom(logOf(handle), offset);
   }
 
   private runtime(): Promise<ContainerRuntime> {
@@ -145,16 +187,48 @@ export class DockerExecutor implements Executor<DockerHandle> {
   private async imageFor(docker: DockerSpec): Promise<string> {
     if (docker.image) return docker.image;
     const configured = this.opts.harnessImage ?? process.env.EVALFLOW_HARNESS_IMAGE;
-    if (configured) return configured;
+    return configured ?? this.builtImage('harness');
+  }
+
+  /** evalflow's own image, built once from this installation without a registry (then found by its tag). */
+  private async builtImage(name: ImageName): Promise<string> {
     const runtime = await this.runtime();
-    this.harnessImage ??= ensureLocalImage(runtime.docker, 'harness').then(
-      (image) => image.tag,
-      (err: unknown) => {
-        this.harnessImage = undefined;
-        throw new Error(`cannot build the built-in harness image on ${describeDockerHost()}: ${(err as Error).message}`, { cause: err });
-      },
-    );
-    return this.harnessImage;
+    let image = this.builtImages.get(name);
+    if (!image) {
+      image = ensureLocalImage(runtime.docker, name).then(
+        (built) => built.tag,
+        (err: unknown) => {
+          this.builtImages.delete(name);
+          throw new Error(`cannot build the ${name} image on ${describeDockerHost()}: ${(err as Error).message}`, { cause: err });
+        },
+      );
+      this.builtImages.set(name, image);
+    }
+    return image;
+  }
+
+  private async serverContainerSpec(spec: DeploySpec, server: ServerSpec, identity: ContainerIdentity): Promise<ContainerSpec> {
+    if (server.type === 'llama_cpp') {
+      // The model is a file on this host (fetched once when none is named), mounted read-only.
+      const model = server.modelPath ?? (await ensureModel());
+      return {
+        identity,
+        image: server.image ?? (await this.builtImage('model-server')),
+        cmd: llamaCppArgs(server, MODEL_IN_CONTAINER),
+        mounts: [{ source: model, target: MODEL_IN_CONTAINER, readOnly: true }],
+      };
+    }
+    const [program, ...args] = server.argv as [string, ...string[]];
+    const secrets = Object.keys(spec.env).length + Object.keys(spec.runtimeEnv).length > 0;
+    return {
+      identity,
+      image: server.image,
+      // As upstream (`--entrypoint ''`): the command replaces the image's entrypoint.
+      ...(secrets ? { entrypoint: ['bash', '-c', SOURCE_SECRETS_THEN_EXEC, server.type], cmd: server.argv } : { entrypoint: [program], cmd: args }),
+      ...(secrets ? { secretsFile: join(spec.jobDir, '.server-secrets.env') } : {}),
+      mounts: server.mounts,
+      ...(server.type === 'generic' ? {} : { dockerArgs: parseDockerArgs(GPU_SERVER_ARGS) }),
+    };
   }
 
   private async containerSpec(spec: LaunchSpec, docker: DockerSpec, identity: ContainerIdentity): Promise<ContainerSpec> {
@@ -206,6 +280,8 @@ function outcomeOf(container: ContainerOutcome, handle: DockerHandle): Outcome {
     case 'signalled':
       return outcomeOfExit(container.exitCode, handle.builtinHarness);
     case 'failed': {
+      // A model server has no exit-code contract: its exit is the failure, with its last output.
+      if (handle.role === 'server') return { kind: 'failed', exitCode: container.exitCode, permanent: true, reason: container.reason };
       const contract = outcomeOfExit(container.exitCode, handle.builtinHarness);
       return contract.kind === 'failed' ? { ...contract, reason: `${contract.reason}: ${container.reason}` } : contract;
     }
