@@ -54,7 +54,8 @@ export async function main(argv: string[], io: Output = stdio): Promise<number> 
     .option('-n, --dry-run', 'validate and print what would run; needs no server', false)
     .option('--wait', 'wait for the run to end, showing progress, then print the results', false)
     .option('--json', 'machine-readable output', false)
-    .action(async (o: { config?: string; override: string[]; task: string[]; configMode: 'hydra' | 'raw'; dryRun: boolean; wait: boolean; json: boolean }) => {
+    .option('--config-output <dir>', 'also save the resolved config as <dir>/<invocation>_config.yml (rerun it with --config-mode raw)')
+    .action(async (o: { config?: string; override: string[]; task: string[]; configMode: 'hydra' | 'raw'; dryRun: boolean; wait: boolean; json: boolean; configOutput?: string }) => {
       const { runCommand } = await import('./commands/run.js');
       exitCode = await runCommand(
         {
@@ -65,6 +66,7 @@ export async function main(argv: string[], io: Output = stdio): Promise<number> 
           dryRun: o.dryRun,
           wait: o.wait,
           json: o.json,
+          configOutput: o.configOutput,
         },
         io,
       );

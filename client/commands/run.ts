@@ -1,6 +1,9 @@
 /** `evalflow run`: validate the config, then start one InvocationWorkflow (or, with --dry-run, show it). */
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { type Client, WorkflowFailedError } from '@temporalio/client';
 import { stringify } from 'yaml';
+import { writeFileAtomic } from '../../common/files.js';
 import { connectClient, ensureSearchAttributes, temporalTarget, workerIsPolling } from '../../common/temporal.js';
 import { redactEnvRef, redactSecrets } from '../../config/env.js';
 import { runWarnings } from '../../config/inert-keys.js';
@@ -18,6 +21,8 @@ export interface RunOptions extends LoadOptions {
   dryRun?: boolean;
   wait?: boolean;
   json?: boolean;
+  /** `--config-output DIR`: also save the resolved config as `DIR/<inv>_config.yml`. */
+  configOutput?: string;
   /** Called once the workflow has started (the demo uses it to print where to look). */
   onStarted?: (input: InvocationInput) => void;
 }
@@ -29,6 +34,7 @@ export async function runCommand(opts: RunOptions, io: Output, connect: () => Pr
   if (cfg.nightly) io.err('warning: nightly: ignored by run (it configures `evalflow schedule create`)\n');
   const invocationId = newInvocationId();
   const input = buildInvocationInput(cfg, plans, { invocationId, now: new Date() });
+  if (opts.configOutput) io.err(`resolved config: ${saveResolvedConfig(opts.configOutput, invocationId, cfg)}\n`);
 
   if (opts.dryRun) {
     if (plans.some((p) => !p.task.builtin && (p.preCmd || p.postCmd)) && process.env[TRUST_PRE_CMD] !== '1') {
@@ -67,6 +73,17 @@ export async function runCommand(opts: RunOptions, io: Output, connect: () => Pr
   } finally {
     await client.connection.close();
   }
+}
+
+/**
+ * As upstream's `--config-output`: the resolved config as `<dir>/<inv>_config.yml`, to rerun with `--config-mode
+ * raw`. Literal env values stay as written (a masked one would be sent as is), so the file is private (0600).
+ */
+function saveResolvedConfig(dir: string, invocationId: string, cfg: RunConfig): string {
+  const file = join(resolve(dir), `${invocationId}_config.yml`);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileAtomic(file, stringify(cfg, { lineWidth: 0 }), 0o600);
+  return file;
 }
 
 async function warnIfNoWorker(client: Client, namespace: string, io: Output): Promise<void> {

@@ -1,7 +1,10 @@
-/** Upstream's inspection verbs that need no server: `version`, bare `ls`, `ls task NAME`. */
+/** Upstream's verbs and flags that need no server: `version`, bare `ls`, `ls task NAME`, `run --config-output`. */
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../client/cli.js';
 import { evalflowVersion } from '../../common/paths.js';
+import { tempDir } from '../support/run-helpers.js';
 
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -36,5 +39,24 @@ describe('inspection verbs', () => {
     const unknown = await run('ls', 'task', 'gsm9k');
     expect(unknown.code).toBe(2);
     expect(unknown.err).toContain('gsm9k');
+  });
+
+  it('run --config-output saves the resolved config (0600), which validates again with --config-mode raw', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'suite.yaml');
+    writeFileSync(
+      file,
+      `defaults: [{execution: local}, {deployment: none}, _self_]\nexecution: {output_dir: ${dir}/out, runtime: process}\nenv_vars: {LABEL: 'lit:nightly-suite'}\ntarget: {api_endpoint: {url: 'http://127.0.0.1:9/v1/chat/completions', model_id: m}}\nevaluation: {tasks: [{name: evalflow.gsm8k}, {name: evalflow.mmlu}]}\n`,
+    );
+    const first = await run('run', '-c', file, '-t', 'mmlu', '--dry-run', '--json', '--config-output', join(dir, 'configs'));
+    expect(first.code, first.err).toBe(0);
+    const { config, invocation } = JSON.parse(first.out) as { config: object; invocation: { invocationId: string } };
+    const saved = join(dir, 'configs', `${invocation.invocationId}_config.yml`);
+    expect(first.err).toContain(`resolved config: ${saved}`);
+    expect(statSync(saved).mode & 0o777).toBe(0o600);
+    expect(readFileSync(saved, 'utf8')).toContain('lit:nightly-suite');
+    const again = await run('run', '-c', saved, '--config-mode', 'raw', '--dry-run', '--json');
+    expect(again.code, again.err).toBe(0);
+    expect((JSON.parse(again.out) as { config: object }).config).toEqual(config);
   });
 });
