@@ -9,11 +9,6 @@ import { z } from 'zod';
 import { shellSplit } from '../common/shell.js';
 import { EnvVarsSchema } from './env.js';
 
-export const DEPLOYMENT_TYPES = ['none', 'vllm', 'sglang', 'nim', 'trtllm', 'generic', 'llama_cpp'] as const;
-export type DeploymentType = (typeof DEPLOYMENT_TYPES)[number];
-/** Upstream's deployment types that evalflow does not start (Ray bootstrap across nodes). */
-export const UPSTREAM_ONLY_DEPLOYMENTS = ['vllm_ray'] as const;
-
 /** Image references end up on command lines: allow only what they need (DESIGN §3.8). */
 export const ImageRefSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/, 'must be a container image reference');
 const Image = ImageRefSchema;
