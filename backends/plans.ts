@@ -9,7 +9,8 @@ import type { ExecutorSpec } from '../core/executor.js';
 import { basename, dirname } from 'node:path';
 import { planLocal } from './local/plan.js';
 import { planSlurm } from './slurm/plan.js';
-import type { ServerSpec } from './server-spec.js';
+import { resolveDeploymentEnv } from '../config/env.js';
+import { planServer, type ServerSpec } from './server-spec.js';
 
 export interface ExecutionPlan {
   /** For people and the EvalBackend search attribute: `local/process`, `local/docker`, `slurm`. */
@@ -36,7 +37,8 @@ export function planExecution(cfg: RunConfig, task: TaskPlan, jobDir: string): E
       // The remote run dir mirrors the local one: <output_dir>/<YYYYmmdd_HHMMSS>-<inv>/<task>.<n>.
       const runDirName = basename(dirname(jobDir));
       const invocationId = runDirName.slice(runDirName.lastIndexOf('-') + 1);
-      return planSlurm(cfg.execution, task, runDirName, `${invocationId}.${task.index}`);
+      const server = cfg.deployment.type === 'none' ? undefined : planServer(cfg.deployment, cfg.execution.mounts.deployment ?? {}, resolveDeploymentEnv(cfg));
+      return planSlurm(cfg.execution, task, runDirName, `${invocationId}.${task.index}`, server);
     }
   }
 }

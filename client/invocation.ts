@@ -93,7 +93,8 @@ export function buildInvocationInput(
           readinessTimeoutS: readinessTimeoutS(cfg),
         },
         runConfig,
-        env: plan.env,
+        // On Slurm the deployment is a step of the same job, whose steps share the job's environment.
+        env: exec.type === 'slurm' && execution.server ? { ...plan.env, ...execution.server.env } : plan.env,
         limits: {
           maxAttempts: exec.max_attempts,
           heartbeatTimeoutS: exec.heartbeat_timeout,
@@ -146,8 +147,8 @@ export function assertRunnable(cfg: RunConfig, input: InvocationInput, env: Reco
       throw new ConfigError(`${key}: export destination '${dest}' is not supported (supported: ${EXPORT_DESTINATION_KINDS.join(', ')})`, key);
     }
   }
-  // The docker executor starts server containers; the process runtime has no deploy yet.
-  const deployed = input.tasks.find((task) => task.deployment && task.executor.kind !== 'docker');
+  // The docker executor starts server containers and Slurm runs them inside each job; the process runtime has no deploy yet.
+  const deployed = input.tasks.find((task) => task.deployment && task.executor.kind === 'process');
   if (deployed?.deployment) {
     throw new ConfigError(
       `deployment.type: a '${deployed.deployment.type}' deployment is started with execution.runtime=docker only (runtime 'process' starting llama_cpp as a host process is not supported yet)`,

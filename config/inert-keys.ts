@@ -87,6 +87,10 @@ export function inertKeyWarnings(cfg: RunConfig, plans: readonly TaskPlan[]): st
     if (execution.runtime === 'pyxis' && execution.harness_command.join(' ') !== 'evalflow harness') {
       warnings.push('execution.harness_command: ignored with execution.runtime=pyxis (the task image runs its own harness)');
     }
+    const startsModelServer = execution.runtime === 'none' && cfg.deployment.type === 'llama_cpp';
+    if (!startsModelServer && execution.model_server_command.join(' ') !== 'evalflow serve-model') {
+      warnings.push('execution.model_server_command: ignored: it starts the llama_cpp deployment under execution.runtime=none only');
+    }
   }
   if (isSet(cfg.target.api_endpoint.adapter_config)) {
     warnings.push('target.api_endpoint.adapter_config: ignored: interceptors are set per task in nemo_evaluator_config.target.api_endpoint.adapter_config');

@@ -131,6 +131,8 @@ export const SlurmExecutionSchema = z
     runtime: z.enum(['pyxis', 'none']).default('pyxis'),
     /** Ours, runtime `none`: the command that starts evalflow's harness CLI on the node (each word quoted). */
     harness_command: z.array(OneLine).min(1).default(['evalflow', 'harness']),
+    /** Ours, runtime `none` with the llama_cpp deployment: the command that starts evalflow's model server on the node. */
+    model_server_command: z.array(OneLine).min(1).default(['evalflow', 'serve-model']),
     /** Ours: how evalflow connects. Host keys: known_hosts, or pinned here; unknown keys are refused unless trust_on_first_use. */
     ssh: z
       .object({
@@ -283,7 +285,17 @@ function referenceProblems(cfg: RunConfig): ConfigError[] {
     }
   } else {
     if (execution.type === 'slurm') {
-      problems.push(new ConfigError(`deployment.type: a '${deployment.type}' deployment with execution.type slurm is not supported yet (local execution starts it)`, 'deployment.type'));
+      // The deployment is a step of each task's Slurm job: evalflow's llama_cpp server on the node, the others from their image.
+      if (deployment.type === 'llama_cpp') {
+        if (execution.runtime !== 'none') {
+          problems.push(new ConfigError("execution.runtime: the llama_cpp deployment runs on the node with execution.runtime=none on Slurm (its server is evalflow's model server, started by execution.model_server_command)", 'execution.runtime'));
+        }
+        if (!deployment.model_path) {
+          problems.push(new ConfigError("deployment.model_path: required on Slurm: the GGUF file's path on the cluster (the default model is fetched on the worker host only)", 'deployment.model_path'));
+        }
+      } else if (execution.runtime !== 'pyxis') {
+        problems.push(new ConfigError(`execution.runtime: a ${deployment.type} deployment runs from its image: it needs execution.runtime=pyxis on Slurm`, 'execution.runtime'));
+      }
     } else if (execution.mode === 'parallel') {
       // As upstream: one server per task on one port, so tasks with a deployment run one after the other.
       problems.push(new ConfigError(`execution.mode: 'parallel' is not supported with deployment type '${deployment.type}' (each task starts its own server on port ${deployment.port}); use 'sequential'`, 'execution.mode'));

@@ -13,7 +13,7 @@ import { evalflowVersion } from '../../common/paths.js';
 import { shellQuote } from '../../common/shell.js';
 import type { Executor, JobRef, LaunchSpec, LogChunk } from '../types.js';
 import { SlurmCluster, SlurmTransientError } from './cluster.js';
-import { REMOTE_FILES, renderSbatchScript, renderSecretsFile, slurmJobName } from './script.js';
+import { deploymentScript, REMOTE_FILES, renderSbatchScript, renderSecretsFile, slurmJobName } from './script.js';
 import { SlurmHandleSchema, SlurmSpecSchema, sshOptionsOf, type SlurmConnection, type SlurmHandle } from './spec.js';
 import { sshSession } from './ssh.js';
 import { classifyJob } from './states.js';
@@ -29,6 +29,11 @@ export class SlurmExecutor implements Executor<SlurmHandle> {
 
   parseHandle(raw: unknown): SlurmHandle {
     return SlurmHandleSchema.parse(raw);
+  }
+
+  /** The deployment is a step of the harness's own job (spec.deployment): nothing to start before the launch. */
+  async deploy(): Promise<null> {
+    return null;
   }
 
   async launch(spec: LaunchSpec): Promise<SlurmHandle> {
@@ -64,12 +69,14 @@ export class SlurmExecutor implements Executor<SlurmHandle> {
     await ssh.exec(`rm -f ${shellQuote(posix.join(dir, 'logs/stage.exit'))} ${shellQuote(posix.join(dir, 'logs/stage.running'))}`);
     await ssh.writeFile(posix.join(dir, REMOTE_FILES.runConfig), stringify(spec.runConfig, { lineWidth: 0 }));
     await ssh.writeFile(posix.join(dir, REMOTE_FILES.secrets), renderSecretsFile(spec.env, spec.runtimeEnv), 0o600);
+    if (s.deployment) await ssh.writeFile(posix.join(dir, REMOTE_FILES.deployment), deploymentScript(s.deployment), 0o755);
     const script = renderSbatchScript({
       jobId: spec.jobId,
       attempt: spec.attempt,
       remoteJobDir: dir,
       settings: s.settings,
       harness: s.harness,
+      ...(s.deployment ? { deployment: s.deployment } : {}),
       envNames: [...Object.keys(spec.env), ...Object.keys(spec.runtimeEnv)],
       generator: `evalflow ${evalflowVersion()}`,
     });

@@ -9,10 +9,11 @@ import type { SlurmExecution } from '../../config/schema.js';
 import { ConfigError } from '../../config/errors.js';
 import type { ExecutionPlan } from '../plans.js';
 import { RESULTS_IN_CONTAINER, RUN_CONFIG_IN_CONTAINER } from '../local/docker/layout.js';
-import { REMOTE_FILES, renderSbatchScript } from './script.js';
+import { deploymentScript, REMOTE_FILES, renderSbatchScript } from './script.js';
 import type { SlurmSpec } from './spec.js';
+import { llamaCppArgs, type ServerSpec } from '../server-spec.js';
 
-export function planSlurm(execution: SlurmExecution, task: TaskPlan, runDirName: string, jobId: string): ExecutionPlan {
+export function planSlurm(execution: SlurmExecution, task: TaskPlan, runDirName: string, jobId: string, server?: ServerSpec): ExecutionPlan {
   const remoteJobDir = posix.join(execution.output_dir, runDirName, task.jobName);
   const runConfig = posix.join(remoteJobDir, REMOTE_FILES.runConfig);
   let harness: SlurmSpec['harness'];
@@ -69,13 +70,39 @@ export function planSlurm(execution: SlurmExecution, task: TaskPlan, runDirName:
       endpoint_readiness_timeout: execution.endpoint_readiness_timeout,
     },
     harness,
+    ...(server ? { deployment: inJobDeployment(execution, server) } : {}),
     pollIntervalS: execution.poll_interval,
   };
-  const script = renderSbatchScript({ jobId, attempt: 1, remoteJobDir, settings: spec.settings, harness, envNames: Object.keys(task.env), generator: 'evalflow (dry run)' });
+  const envNames = [...new Set([...Object.keys(task.env), ...Object.keys(server?.env ?? {})])];
+  const script = renderSbatchScript({ jobId, attempt: 1, remoteJobDir, settings: spec.settings, harness, ...(spec.deployment ? { deployment: spec.deployment } : {}), envNames, generator: 'evalflow (dry run)' });
   return {
     backend: `slurm/${execution.runtime}`,
     executor: spec,
+    // The server is a step of the harness's own job: the workflow waits for no endpoint, the job does.
+    ...(server ? { server } : {}),
     harnessPaths,
-    describe: [`# Slurm on ${execution.username}@${execution.hostname}:${ssh.port}, remote job dir ${remoteJobDir}; ${REMOTE_FILES.script} of attempt 1:`, ...script.trimEnd().split('\n').map((l) => `#   ${l}`)],
+    describe: [
+      `# Slurm on ${execution.username}@${execution.hostname}:${ssh.port}, remote job dir ${remoteJobDir}; ${REMOTE_FILES.script} of attempt 1:`,
+      ...script.trimEnd().split('\n').map((l) => `#   ${l}`),
+      ...(spec.deployment ? [`# ${REMOTE_FILES.deployment}:`, `#   ${deploymentScript(spec.deployment).trimEnd()}`] : []),
+    ],
+  };
+}
+
+/**
+ * The deployment as a step of the job. Container servers (vllm, sglang, nim, trtllm, generic) run their image
+ * through pyxis; evalflow's llama_cpp server runs on the node (runtime none) from `model_server_command`.
+ */
+function inJobDeployment(execution: SlurmExecution, server: ServerSpec): NonNullable<SlurmSpec['deployment']> {
+  // config/schema.ts has refused the combinations that cannot run (llama_cpp without runtime none or a model path, …).
+  if (server.type === 'llama_cpp') {
+    if (!server.modelPath) throw new Error('llama_cpp on Slurm without deployment.model_path');
+    return { argv: [...execution.model_server_command, ...llamaCppArgs(server, server.modelPath)], healthUrl: server.healthUrl };
+  }
+  return {
+    argv: server.argv,
+    image: server.image,
+    mounts: Object.fromEntries(server.mounts.map((m) => [m.source, m.readOnly ? `${m.target}:ro` : m.target])),
+    healthUrl: server.healthUrl,
   };
 }

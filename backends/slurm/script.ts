@@ -191,3 +191,8 @@ function envName(name: string): string {
   if (!ENV_NAME_RE.test(name)) throw new Error(`not an environment variable name: ${JSON.stringify(name)}`);
   return name;
 }
+
+/** `deployment.sh`, which the job's deployment step runs: the server command, every word quoted. */
+export function deploymentScript(deployment: { argv: readonly string[] }): string {
+  return `exec ${shellCommand([...deployment.argv])}\n`;
+}

@@ -53,6 +53,16 @@ export const SlurmSpecSchema = z
         mounts: z.record(z.string(), z.string()).optional(),
       })
       .strict(),
+    /** The deployment, a step of the same job (started first, health-checked inside the job). */
+    deployment: z
+      .object({
+        argv: z.array(z.string()).min(1),
+        image: z.string().min(1).optional(),
+        mounts: z.record(z.string(), z.string()).optional(),
+        healthUrl: z.string().min(1),
+      })
+      .strict()
+      .optional(),
     pollIntervalS: z.number().min(0.1),
   })
   .strict();

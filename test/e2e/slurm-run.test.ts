@@ -17,6 +17,8 @@ import { shellQuote } from '../../common/shell.js';
 import type { InvocationStatus } from '../../workflows/types.js';
 import { answerFromTable, startFixtureServer, type FixtureServer } from '../../common/fixture-endpoint.js';
 import { cli, DATASETS, gsm8kHead, readYaml, startedInvocationId, tempDir, writeConfig } from '../support/run-helpers.js';
+import { ensureModel } from '../../model-server/model-file.js';
+import { freePort } from '../../common/ports.js';
 import { labUp, PrivateSshd, slurmLab, slurmSuitesEnabled, type SlurmLab } from '../support/slurm-lab.js';
 import { spawnWorkerProcess, startWorker, testClient, testTarget, type RunningWorker } from '../support/temporal.js';
 
@@ -268,4 +270,78 @@ ${task.repeat(opts.tasks ?? 1)}`,
     expect(k.status.tasks[0]?.stage).toBe('cancelled');
     await waitFor('squeue without the invocation', async () => (await liveJobsOf(killed)).every((l) => !/PENDING|RUNNING|COMPLETING/.test(l)), 30);
   });
+
+  it('starts the llama_cpp deployment inside the job and evaluates the real tiny model against it; nothing stays behind', async () => {
+    const modelPath = await ensureModel();
+    const port = await freePort();
+    const worker = await startWorker();
+    cleanups.push(() => worker.stop());
+    const dir = tempDir('evalflow-slurm-deploy-');
+    const n = 3;
+    const config = writeConfig(
+      dir,
+      `
+defaults:
+  - execution: slurm/default
+  - deployment: llama_cpp
+  - _self_
+execution:
+  hostname: ${lab.host}
+  username: ${lab.user}
+  account: null
+  output_dir: ${remoteRoot}/${dir.split('/').pop()}
+  local_output_dir: ${dir}/results
+  partition: ${lab.partition}
+  gres: null
+  sbatch_extra_flags: {exclusive: false}
+  runtime: none
+  harness_command: [${lab.nodePath}, ${distPath('harness', 'cli.js')}]
+  model_server_command: [${lab.nodePath}, ${distPath('model-server', 'main.js')}]
+  endpoint_readiness_timeout: 120
+  walltime: "00:10:00"
+  poll_interval: 1
+  ssh:
+    port: ${lab.port}
+    key_file: ${lab.keyPath}
+    host_key: "${lab.hostKey}"
+deployment:
+  model_path: ${modelPath}
+  served_model_name: smollm2-in-job
+  port: ${port}
+  parallel: 2
+evaluation:
+  nemo_evaluator_config:
+    config:
+      params: {limit_samples: ${n}, parallelism: 2, temperature: 0, max_new_tokens: 96, request_timeout: 120}
+  tasks:
+    - name: evalflow.gsm8k
+      dataset_dir: ${DATASETS}
+`,
+    );
+    const res = await cli('run', '-c', config);
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    const inv = startedInvocationId(res.stdout);
+    const { status: final, error } = await finish(inv);
+    expect(error).toBeUndefined();
+    const task = final.tasks[0];
+    expect(task?.stage).toBe('succeeded');
+    const jobDir = task?.jobDir as string;
+    const results = readYaml<{ samples: { total: number; scored: number; errors: number } }>(join(jobDir, 'artifacts', 'results.yml'));
+    expect(results.samples).toMatchObject({ total: n, scored: n, errors: 0 });
+    const samples = readFileSync(join(jobDir, 'artifacts', 'nemo-evaluator-per-sample-outputs', 'gsm8k.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { generation: string; score: number });
+    for (const sample of samples) expect(sample.generation.length).toBeGreaterThan(0);
+    expect(task?.metrics?.gsm8k_accuracy).toBeCloseTo(samples.reduce((a, s) => a + s.score, 0) / n, 10);
+    // The server ran as a step of the job, was waited for inside it, and went with it.
+    const remoteJob = (await ssh.exec(`ls -d ${shellQuote(remoteRoot)}/*/*-${inv}/gsm8k.0`)).stdout.trim();
+    const ready = /evalflow: deployment ready after (\d+) s/.exec((await ssh.exec(`cat ${shellQuote(remoteJob)}/logs/slurm-*.log`)).stdout);
+    expect(ready).not.toBeNull();
+    console.log(`[slurm] llama_cpp in the job: ready after ${ready?.[1]} s inside the job; gsm8k_accuracy ${task?.metrics?.gsm8k_accuracy} on ${n} samples`);
+    expect((await ssh.exec(`cat ${shellQuote(remoteJob)}/logs/server_stdout.log`)).stdout).toMatch(/smollm2-in-job|listening|model/i);
+    expect(await submittedJobs(inv)).toHaveLength(1);
+    await waitFor('the model server gone', async () => !(await ssh.exec(`pgrep -u ${lab.user} -f ${shellQuote(`--port ${port}`)} || true`)).stdout.trim(), 30);
+  });
 });
+
