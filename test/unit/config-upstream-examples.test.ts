@@ -15,6 +15,8 @@ import { ConfigError } from '../../config/errors.js';
 import { loadRunConfig, taskEvaluatorConfig } from '../../config/load.js';
 import { planTasks } from '../../config/plan.js';
 import { main } from '../../client/cli.js';
+import { planExecution } from '../../backends/plans.js';
+import { SlurmSpecSchema } from '../../backends/slurm/spec.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const EXAMPLES_DIR = join(REPO_ROOT, '..', 'shared', 'reference', 'upstream', 'examples');
@@ -101,6 +103,8 @@ const UPSTREAM_MISSING: Record<string, string> = {
 };
 /** Local execution with a deployment evalflow starts (vllm, sglang, nim, trtllm, generic). */
 const isLocalWithDeployment = (file: string) => selections(file).get('execution') === 'local' && !['none', 'vllm_ray', undefined].includes(selections(file).get('deployment'));
+/** Slurm with a single-node deployment: the server runs through pyxis as a step of each task's job. */
+const SLURM_WITH_DEPLOYMENT = ['slurm_nim.yaml', 'slurm_sglang_auto_export.yaml', 'slurm_vllm_advanced_hf_caching.yaml', 'slurm_vllm_basic.yaml', 'slurm_vllm_checkpoint_path.yaml'];
 
 describe('upstream example configs', () => {
   it('finds the examples next to the repository (../shared/reference/upstream/examples)', () => {
@@ -193,7 +197,21 @@ describe('upstream example configs', () => {
     });
   });
 
-  describe.each(configs.filter((f) => !isLocalWithoutDeployment(f) && !isLocalWithDeployment(f)))('%s (not supported yet)', (file) => {
+  describe.each(SLURM_WITH_DEPLOYMENT)('%s (Slurm, the deployment in the job)', (file) => {
+    it('loads and plans the server as a pyxis step of each job, with the endpoint derived from it', () => {
+      expect(configs).toContain(file);
+      const cfg = load(file);
+      const { deployment } = cfg;
+      if (cfg.execution.type !== 'slurm' || deployment.type === 'none' || deployment.type === 'llama_cpp') throw new Error(`${file}: not a Slurm config with a container deployment`);
+      for (const plan of planTasks(cfg)) {
+        expect(plan.endpoint.url).toBe(`http://127.0.0.1:${deployment.port}${deployment.endpoints[plan.endpointType]}`);
+        const execution = planExecution(cfg, plan, `${CWD}/out/20261130_000000-0123456789abcdef/${plan.jobName}`);
+        expect(SlurmSpecSchema.parse(execution.executor).deployment).toMatchObject({ image: deployment.image, healthUrl: `http://127.0.0.1:${deployment.port}${deployment.endpoints.health}` });
+      }
+    });
+  });
+
+  describe.each(configs.filter((f) => !isLocalWithoutDeployment(f) && !isLocalWithDeployment(f) && !SLURM_WITH_DEPLOYMENT.includes(f)))('%s (not supported yet)', (file) => {
     it('fails naming what is not supported', () => {
       const execution = selections(file).get('execution') ?? '';
       const deployment = selections(file).get('deployment') ?? '';
@@ -204,9 +222,8 @@ describe('upstream example configs', () => {
         expect(err.keyPath).toBe('defaults');
         expect(err.message).toContain(`${group} is not supported yet`);
       } else {
-        // Slurm with a deployment is refused (deployment.type), after the file's other problems (multi-node keys,
-        // auxiliary deployments, relative mounts), which the config reports first.
-        expect(err.message).toMatch(/deployment with execution\.type slurm is not supported yet|not supported yet|unknown key|invalid key/);
+        // Multi-node deployments, auxiliary deployments and unresolved judge settings.
+        expect(err.message).toMatch(/not supported yet|unknown key|invalid key|missing required value/);
       }
     });
   });
