@@ -91,7 +91,7 @@ evaluation:
     const res = await cli('run', '-c', config, '--wait');
     expect(res.stderr).not.toContain('error');
     // A key without effect runs, with a warning naming it.
-    expect(res.stderr).toContain('warning: evaluation.pre_cmd: ignored: not supported yet');
+    expect(res.stderr).toContain('warning: evaluation.pre_cmd: ignored with execution.runtime=process (it acts with: local/docker)');
     expect(res.code, res.stdout + res.stderr).toBe(0);
     const inv = startedInvocationId(res.stdout);
     expect(res.stdout).toMatch(/evalflow\.gsm8k\s+SUCCESS\s+gsm8k_accuracy\s+0\.7000/);
