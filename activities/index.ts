@@ -42,8 +42,9 @@ export interface CollectedResults {
   resultsPath: string;
   samplesPath: string;
   metrics: Record<string, number>;
-  samples: SampleCounts;
-  progress: Progress;
+  /** Absent for a results.yml of upstream's harness containers, which does not count samples. */
+  samples?: SampleCounts;
+  progress?: Progress;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -196,14 +197,18 @@ export function createActivities(deps: ActivityDeps) {
       try {
         const results = readResultsFile(resultsPath);
         const task = Object.keys(results.results.tasks)[0] ?? 'results';
-        const { total, scored, errors, cached } = results.samples;
+        const counts = results.samples;
         return {
           resultsPath,
           samplesPath: join(artifacts, 'nemo-evaluator-per-sample-outputs', `${task}.jsonl`),
           // Task-level scores only: the per-subset breakdown stays in the files and the exports.
           metrics: flattenMetrics(results.results, { groups: false }),
-          samples: { total, scored, errors, cached },
-          progress: { total, done: total, cached, errors },
+          ...(counts
+            ? {
+                samples: { total: counts.total, scored: counts.scored, errors: counts.errors, cached: counts.cached },
+                progress: { total: counts.total, done: counts.total, cached: counts.cached, errors: counts.errors },
+              }
+            : {}),
         };
       } catch (err) {
         if (err instanceof ResultsFormatError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidResults');

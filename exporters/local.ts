@@ -21,7 +21,8 @@ export interface ExportRow {
   task: string;
   model: string;
   results_path: string;
-  samples: { total: number; scored: number; errors: number; cached: number };
+  /** null: the harness did not count its samples (upstream's containers). */
+  samples: { total: number; scored: number; errors: number; cached: number } | null;
   metrics: Record<string, number>;
 }
 
@@ -35,7 +36,7 @@ export function exportRow(job: Pick<ExportJob, 'invocationId' | 'jobId' | 'taskN
     task: job.taskName,
     model: job.model,
     results_path: resultsPath,
-    samples: results.samples,
+    samples: results.samples ?? null,
     metrics: flattenMetrics(results.results),
   };
 }
@@ -74,7 +75,7 @@ export function toCsv(rows: ExportRow[]): string {
   const lines = rows
     .sort((a, b) => a.job_id.localeCompare(b.job_id, 'en', { numeric: true }))
     .map((r) =>
-      [r.invocation_id, r.job_id, r.task, r.model, r.samples.total, r.samples.errors, ...metricNames.map((m) => r.metrics[m] ?? '')]
+      [r.invocation_id, r.job_id, r.task, r.model, r.samples?.total ?? '', r.samples?.errors ?? '', ...metricNames.map((m) => r.metrics[m] ?? '')]
         .map(csvField)
         .join(','),
     );

@@ -20,7 +20,7 @@ import { EndpointOutageError, OutageGate, type OutageStats } from './outage.js';
 import { HarnessRunConfigSchema, type HarnessRunConfig, type ResolvedHarnessRunConfig } from './run-config.js';
 import { OrderedJsonlWriter } from './sample-outputs.js';
 import { ENDPOINT_LIMITS_ENV, SharedEndpointLimiter } from './shared-limit.js';
-import { RESULTS_FORMAT_VERSION, type ResultsFile, type SampleCounts } from './results-schema.js';
+import { RESULTS_FORMAT_VERSION, type EvalflowResultsFile, type SampleCounts } from './results-schema.js';
 import { sampleMean } from './tasks/aggregate.js';
 import { DatasetError, getBuiltinTask } from './tasks/index.js';
 import type { EndpointType, Prompt, SampleScore, ScoredSample, TaskDefinition, TaskParams, TaskSample } from './tasks/types.js';
@@ -103,7 +103,7 @@ export interface RunOptions {
 }
 
 export interface RunOutcome {
-  results: ResultsFile;
+  results: EvalflowResultsFile;
   outputDir: string;
   /** More samples failed than `max_error_rate` allows: the results are written but the run failed. */
   errorThresholdExceeded: boolean;
@@ -536,7 +536,7 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
   };
   const endedAt = new Date();
   const versioning = { evalflow: evalflowVersion(), node: process.version, results_format: RESULTS_FORMAT_VERSION };
-  const results: ResultsFile = {
+  const results: EvalflowResultsFile = {
     evalflow_results_version: RESULTS_FORMAT_VERSION,
     command: opts.command ?? 'evaluate()',
     config: resolvedConfig.config,

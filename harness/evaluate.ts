@@ -5,7 +5,7 @@
  */
 import { runEvaluation, type Progress } from './engine.js';
 import type { HarnessRunConfig } from './run-config.js';
-import type { ResultsFile } from './results-schema.js';
+import type { EvalflowResultsFile } from './results-schema.js';
 
 export interface EvaluateOptions extends HarnessRunConfig {
   env?: Record<string, string | undefined>;
@@ -17,13 +17,13 @@ export class EvaluationFailedError extends Error {
   override name = 'EvaluationFailedError';
   constructor(
     message: string,
-    readonly results: ResultsFile,
+    readonly results: EvalflowResultsFile,
   ) {
     super(message);
   }
 }
 
-export async function evaluate(opts: EvaluateOptions): Promise<ResultsFile> {
+export async function evaluate(opts: EvaluateOptions): Promise<EvalflowResultsFile> {
   const { env, signal, onProgress, ...runConfig } = opts;
   const outcome = await runEvaluation({ runConfig, env, signal, onProgress, command: 'evaluate()' });
   if (outcome.errorThresholdExceeded) throw new EvaluationFailedError(outcome.errorMessage ?? 'too many failed samples', outcome.results);
@@ -31,5 +31,5 @@ export async function evaluate(opts: EvaluateOptions): Promise<ResultsFile> {
 }
 
 export type { Progress } from './engine.js';
-export type { ResultsFile } from './results-schema.js';
+export type { EvalflowResultsFile, ResultsFile } from './results-schema.js';
 export type { HarnessRunConfig } from './run-config.js';

@@ -51,20 +51,33 @@ export const SampleCountsSchema = z.object({
 });
 export type SampleCounts = z.infer<typeof SampleCountsSchema>;
 
-export const ResultsFileSchema = z.object({
-  evalflow_results_version: z.number().int().positive(),
-  command: z.string().optional(),
-  git_hash: z.string().optional(),
-  config: z.record(z.string(), z.unknown()),
-  target: z.record(z.string(), z.unknown()),
-  results: z.object({
-    tasks: z.record(z.string(), TaskResultSchema),
-    groups: z.record(z.string(), GroupResultSchema).optional(),
-  }),
-  samples: SampleCountsSchema,
-  metadata: z.record(z.string(), z.unknown()).optional(),
-});
+/**
+ * evalflow's harness writes `evalflow_results_version` and `samples`; upstream's harness containers write
+ * neither (their file is `{git_hash, command, config, target, results, metadata}`), and are read as well:
+ * their sample counts are then unknown, never invented.
+ */
+export const ResultsFileSchema = z
+  .object({
+    evalflow_results_version: z.number().int().positive().optional(),
+    command: z.string().optional(),
+    git_hash: z.string().nullish(),
+    config: z.record(z.string(), z.unknown()).optional(),
+    target: z.record(z.string(), z.unknown()).optional(),
+    results: z.object({
+      tasks: z.record(z.string(), TaskResultSchema),
+      groups: z.record(z.string(), GroupResultSchema).optional(),
+    }),
+    samples: SampleCountsSchema.optional(),
+    metadata: z.record(z.string(), z.unknown()).nullish(),
+  })
+  .superRefine((file, ctx) => {
+    if (file.evalflow_results_version !== undefined && file.samples === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['samples'], message: 'required in evalflow results (evalflow_results_version is set)' });
+    }
+  });
 export type ResultsFile = z.infer<typeof ResultsFileSchema>;
+/** What evalflow's own harness writes: versioned, with its sample counts. */
+export type EvalflowResultsFile = ResultsFile & { evalflow_results_version: number; samples: SampleCounts };
 
 export class ResultsFormatError extends Error {
   override name = 'ResultsFormatError';
@@ -78,7 +91,7 @@ export function parseResultsFile(data: unknown, source = 'results.yml'): Results
     const where = issue ? issue.path.join('.') || '(root)' : '(root)';
     throw new ResultsFormatError(`${source}: invalid at ${where}: ${issue?.message ?? 'unknown error'}`);
   }
-  if (parsed.data.evalflow_results_version > RESULTS_FORMAT_VERSION) {
+  if ((parsed.data.evalflow_results_version ?? 0) > RESULTS_FORMAT_VERSION) {
     throw new ResultsFormatError(
       `${source}: results format version ${parsed.data.evalflow_results_version} is newer than this evalflow understands (${RESULTS_FORMAT_VERSION}); upgrade evalflow`,
     );

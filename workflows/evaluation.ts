@@ -144,7 +144,7 @@ export async function EvaluationWorkflow(rawInput: unknown): Promise<EvaluationR
     Object.assign(status, { metrics: collected.metrics, progress: collected.progress });
     if (failAfterCollect) {
       throw ApplicationFailure.nonRetryable(
-        `${collected.samples.errors} of ${collected.samples.total} samples failed after retries, more than config.params.extra.max_error_rate allows (${failAfterCollect.reason}); per-sample errors in ${collected.samplesPath}`,
+        `${collected.samples?.errors ?? 'some'} of ${collected.samples?.total ?? 'the'} samples failed after retries, more than config.params.extra.max_error_rate allows (${failAfterCollect.reason}); per-sample errors in ${collected.samplesPath}`,
         failAfterCollect.type,
       );
     }
@@ -170,7 +170,7 @@ export async function EvaluationWorkflow(rawInput: unknown): Promise<EvaluationR
       resultsPath: collected.resultsPath,
       attempts: status.attempt,
       metrics: collected.metrics,
-      samples: collected.samples,
+      ...(collected.samples ? { samples: collected.samples } : {}),
     };
   } catch (err) {
     const cancelled = isCancellation(err);

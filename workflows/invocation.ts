@@ -116,8 +116,9 @@ export async function InvocationWorkflow(rawInput: unknown): Promise<InvocationR
       });
       const result = await child.result();
       results.push(result);
-      const { total, cached, errors } = result.samples;
-      finish(taskStatus, { stage: 'succeeded', attempt: result.attempts, metrics: result.metrics, progress: { total, done: total, cached, errors } });
+      const counts = result.samples;
+      const progress = counts ? { total: counts.total, done: counts.total, cached: counts.cached, errors: counts.errors } : undefined;
+      finish(taskStatus, { stage: 'succeeded', attempt: result.attempts, metrics: result.metrics, ...(progress ? { progress } : {}) });
     } catch (err) {
       if (CancellationScope.current().consideredCancelled) throw err;
       if (isCancellation(err)) {

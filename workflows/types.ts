@@ -152,7 +152,8 @@ export interface EvaluationResult {
   resultsPath: string;
   attempts: number;
   metrics: Record<string, number>;
-  samples: SampleCounts;
+  /** Absent when the harness's results.yml does not count samples (upstream's containers). */
+  samples?: SampleCounts;
 }
 
 /** Details of a task's failure (ApplicationFailure details[0]): what it got to before it failed. */

@@ -73,7 +73,7 @@ describe('exportLocal (json)', () => {
     const data = readJson(file);
     expect(Object.keys(data.jobs).sort()).toEqual([`${INV}.0`, `${INV}.1`]);
     expect(data.jobs[`${INV}.0`]?.metrics).toEqual({ gsm8k_accuracy: 0.9 });
-    expect(data.jobs[`${INV}.0`]?.samples.cached).toBe(4);
+    expect(data.jobs[`${INV}.0`]?.samples?.cached).toBe(4);
     expect(data.jobs[`${INV}.1`]?.metrics).toEqual({ gsm8k_accuracy: 0.7 });
   });
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import {
   flattenMetrics,
   parseResultsFile,
@@ -116,10 +117,42 @@ describe('parseResultsFile', () => {
     expect(formatError(() => parseResultsFile(samples)).message).toMatch(/invalid at samples\.errors: /);
   });
 
-  it('names a missing version and a non-integer version', () => {
-    const { evalflow_results_version: _v, ...noVersion } = validDoc();
-    expect(formatError(() => parseResultsFile(noVersion)).message).toMatch(/invalid at evalflow_results_version: /);
+  it('names a non-integer version, and evalflow results without their sample counts', () => {
     expect(formatError(() => parseResultsFile({ ...validDoc(), evalflow_results_version: 1.5 })).message).toMatch(/invalid at evalflow_results_version: /);
+    const { samples: _s, ...noSamples } = validDoc();
+    expect(formatError(() => parseResultsFile(noSamples)).message).toBe('results.yml: invalid at samples: required in evalflow results (evalflow_results_version is set)');
+  });
+
+  it("reads upstream's results.yml (no version, no sample counts) and flattens its metrics as upstream's exporters do", () => {
+    // The shape nemo-evaluator's harness containers write (simple_evals and lm-evaluation-harness style).
+    const upstream = parse(`
+command: 'simple_evals --model meta/llama-3.1-8b-instruct --eval_name mmlu_pro'
+config:
+  output_dir: /results
+  params: {limit_samples: 10, parallelism: 8, temperature: 0.0}
+  type: mmlu_pro
+git_hash: null
+results:
+  groups:
+    mmlu_pro:
+      metrics:
+        score:
+          scores:
+            micro: {stats: {stderr: 0.1507, count: 10, mean: 0.6, sum: 6, sum_squared: 6, min: 0, max: 1, variance: 0.24, stddev: 0.49}, value: 0.6}
+  tasks:
+    mmlu_pro:
+      metrics:
+        score:
+          scores:
+            micro: {stats: {stderr: 0.1507, count: 10, mean: 0.6}, value: 0.6}
+target:
+  api_endpoint: {model_id: meta/llama-3.1-8b-instruct, type: chat, url: 'http://127.0.0.1:8000/v1/chat/completions', api_key_name: null}
+`);
+    const doc = parseResultsFile(upstream);
+    expect(doc.evalflow_results_version).toBeUndefined();
+    expect(doc.samples).toBeUndefined();
+    expect(flattenMetrics(doc.results, { groups: false })).toEqual({ mmlu_pro_score_micro: 0.6 });
+    expect(formatError(() => parseResultsFile({ ...upstream, results: {} })).message).toMatch(/invalid at results\.tasks: /);
   });
 
   it('reports (root) for a document that is not a mapping', () => {
