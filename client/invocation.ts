@@ -147,14 +147,6 @@ export function assertRunnable(cfg: RunConfig, input: InvocationInput, env: Reco
       throw new ConfigError(`${key}: export destination '${dest}' is not supported (supported: ${EXPORT_DESTINATION_KINDS.join(', ')})`, key);
     }
   }
-  // The docker executor starts server containers and Slurm runs them inside each job; the process runtime has no deploy yet.
-  const deployed = input.tasks.find((task) => task.deployment && task.executor.kind === 'process');
-  if (deployed?.deployment) {
-    throw new ConfigError(
-      `deployment.type: a '${deployed.deployment.type}' deployment is started with execution.runtime=docker only (runtime 'process' starting llama_cpp as a host process is not supported yet)`,
-      'deployment.type',
-    );
-  }
   // As upstream: commands from a config run in the harness container only when the user says they trust them.
   const runsCommands = input.tasks.some((task) => task.executor.command !== undefined);
   if (runsCommands && env[TRUST_PRE_CMD] !== '1') {

@@ -9,7 +9,7 @@
  * and stops to that host's workers.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { stringify } from 'yaml';
@@ -19,7 +19,10 @@ import type { Outcome, PollResult } from '../../core/outcome.js';
 import type { Progress } from '../../core/progress.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../common/files.js';
 import { distPath } from '../../common/paths.js';
-import type { Executor, JobRef, LaunchSpec, LogChunk } from '../types.js';
+import type { DeploySpec, Executor, JobRef, LaunchSpec, LogChunk } from '../types.js';
+import { PermanentError } from '../../core/errors.js';
+import { ensureModel } from '../../model-server/model-file.js';
+import { llamaCppArgs, ServerSpecSchema } from '../server-spec.js';
 import { resolveRuntimeEnv } from '../../core/env-refs.js';
 import { ENDPOINT_LIMITS_ENV } from '../../harness/shared-limit.js';
 import { readLogFrom } from './files.js';
@@ -41,11 +44,16 @@ export interface ProcessExecutorOptions {
   nodePath?: string;
   /** Harness entry point (default: dist/harness/cli.js of this installation). */
   harnessEntry?: string;
+  /** Model server entry point for the llama_cpp deployment (default: dist/model-server/main.js). */
+  modelServerEntry?: string;
   /** SIGTERM → SIGKILL grace period for stop. */
   graceMs?: number;
   /** The worker's endpoint-limit socket (harness/shared-limit.ts), given to every harness it launches. */
   endpointLimitsSocket?: string;
 }
+
+/** Only evalflow's llama_cpp server runs as a host process; the others need their container. */
+export class UnsupportedDeploymentError extends PermanentError {}
 
 /** A launch of this (job, attempt) is in progress elsewhere; the activity retries and then adopts it. */
 export class LaunchInProgressError extends Error {
@@ -57,16 +65,57 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
   readonly hostBound = true;
   private readonly nodePath: string;
   private readonly harnessEntry: string;
+  private readonly modelServerEntry: string;
   private readonly graceMs: number;
 
   constructor(private readonly opts: ProcessExecutorOptions) {
     this.nodePath = opts.nodePath ?? process.execPath;
     this.harnessEntry = opts.harnessEntry ?? distPath('harness', 'cli.js');
+    this.modelServerEntry = opts.modelServerEntry ?? distPath('model-server', 'main.js');
     this.graceMs = opts.graceMs ?? 10_000;
   }
 
   parseHandle(raw: unknown): ProcessHandle {
     return ProcessHandleSchema.parse(raw);
+  }
+
+  /**
+   * Starts (or adopts) the job's llama_cpp model server as a detached host process listening on
+   * `deployment.port`, its output in logs/server_stdout.log. A retried deploy finds it by its marker, or by
+   * its working directory (the job's logs dir) when the worker died before writing the marker.
+   */
+  async deploy(spec: DeploySpec): Promise<ProcessHandle> {
+    const server = ServerSpecSchema.parse(spec.deployment);
+    if (server.type !== 'llama_cpp') {
+      throw new UnsupportedDeploymentError(`a '${server.type}' deployment runs in its container: use execution.runtime=docker`);
+    }
+    const logsDir = join(spec.jobDir, 'logs');
+    mkdirSync(logsDir, { recursive: true });
+    const marker = join(logsDir, SERVER_MARKER);
+    const adopted = this.adoptServer(spec, marker);
+    if (adopted) return adopted;
+    const lock = join(logsDir, 'server.lock');
+    if (!this.takeLock(lock)) throw new LaunchInProgressError(`another worker is starting ${spec.name} right now (${lock}); retrying`);
+    try {
+      const again = this.adoptServer(spec, marker);
+      if (again) return again;
+      // The default model is fetched once into this installation's .tools/models.
+      const modelPath = server.modelPath ?? (await ensureModel());
+      const env = { ...baseEnvironment(process.env), ...resolveRuntimeEnv(spec.runtimeEnv, process.env, this.opts.host.hostname), ...spec.env };
+      const pid = await this.spawnDetached({
+        what: `the model server of ${spec.name}`,
+        argv: [this.modelServerEntry, ...llamaCppArgs(server, modelPath)],
+        cwd: logsDir,
+        logFile: join(logsDir, 'server_stdout.log'),
+        banner: `${spec.name}: starting the llama_cpp model server on port ${server.port} (${modelPath})`,
+        env,
+      });
+      const handle = { ...this.handle(spec.name, spec.jobDir, 0, pid, readProcess(pid)?.startTicks ?? 0), role: 'server' as const, healthUrl: server.healthUrl };
+      writeJsonAtomic(marker, handle);
+      return handle;
+    } finally {
+      rmSync(lock, { force: true });
+    }
   }
 
   async launch(spec: LaunchSpec): Promise<ProcessHandle> {
@@ -91,7 +140,7 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
       const again = this.adopt(spec, marker);
       if (again) return again;
       const pid = await this.spawnHarness(spec, logsDir, env);
-      const handle = this.handle(spec, pid, readProcess(pid)?.startTicks ?? 0);
+      const handle = this.handle(spec.name, spec.jobDir, spec.attempt, pid, readProcess(pid)?.startTicks ?? 0);
       writeJsonAtomic(marker, handle);
       return handle;
     } finally {
@@ -101,6 +150,11 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
 
   async poll(handle: ProcessHandle): Promise<PollResult> {
     this.assertLocal(handle);
+    if (handle.role === 'server') {
+      return isAlive(handle)
+        ? { outcome: { kind: 'running' } }
+        : { outcome: { kind: 'failed', permanent: true, reason: `the model server process ${handle.pid} exited (see logs/server_stdout.log)` } };
+    }
     const progress = readProgress(handle.jobDir);
     const result = (outcome: PollResult['outcome']): PollResult => (progress ? { outcome, progress } : { outcome });
     const ended = readStageOutcome(handle.jobDir);
@@ -122,7 +176,8 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
   async stopJob(job: JobRef): Promise<number> {
     const logsDir = join(job.jobDir, 'logs');
     let stopped = 0;
-    for (const found of findHarnessProcesses(logsDir)) {
+    // Harnesses first, then the model server they were sending to.
+    for (const found of [...findHarnessProcesses(logsDir), ...findServerProcesses(logsDir)]) {
       await this.terminate(found.pid, () => readProcess(found.pid)?.startTicks === found.startTicks && !isZombie(found.pid));
       stopped++;
     }
@@ -134,7 +189,7 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
   }
 
   async readLog(handle: ProcessHandle, offset: number): Promise<LogChunk> {
-    return readLogFrom(join(handle.jobDir, 'logs', 'client_stdout.log'), offset);
+    return readLogFrom(join(handle.jobDir, 'logs', handle.role === 'server' ? 'server_stdout.log' : 'client_stdout.log'), offset);
   }
 
   /** Pids mean something only on their host: a handle from elsewhere was routed wrongly, never "lost". */
@@ -150,7 +205,17 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
     // Started, but the worker died before writing the marker: adopt the running process.
     const running = findHarnessProcesses(join(spec.jobDir, 'logs'))[0];
     if (!running) return undefined;
-    const handle = this.handle(spec, running.pid, running.startTicks);
+    const handle = this.handle(spec.name, spec.jobDir, spec.attempt, running.pid, running.startTicks);
+    writeJsonAtomic(marker, handle);
+    return handle;
+  }
+
+  private adoptServer(spec: DeploySpec, marker: string): ProcessHandle | undefined {
+    if (existsSync(marker)) return this.parseHandle(JSON.parse(readFileSync(marker, 'utf8')));
+    const running = findServerProcesses(join(spec.jobDir, 'logs'))[0];
+    if (!running) return undefined;
+    const server = ServerSpecSchema.parse(spec.deployment);
+    const handle = { ...this.handle(spec.name, spec.jobDir, 0, running.pid, running.startTicks), role: 'server' as const, healthUrl: server.healthUrl };
     writeJsonAtomic(marker, handle);
     return handle;
   }
@@ -184,24 +249,30 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
     }
   }
 
-  /** Spawns the harness detached; resolves once it runs, rejects (instead of crashing the worker) if it cannot start. */
   private async spawnHarness(spec: LaunchSpec, logsDir: string, env: NodeJS.ProcessEnv): Promise<number> {
     rmSync(join(logsDir, STAGE_FILES.exit), { force: true });
     rmSync(join(logsDir, STAGE_FILES.running), { force: true });
     const runConfigFile = join(spec.jobDir, 'config_ef.yaml');
     writeFileAtomic(runConfigFile, stringify(spec.runConfig));
-    const log = openSync(join(logsDir, 'client_stdout.log'), 'a');
+    return this.spawnDetached({
+      what: `the harness for ${spec.name}`,
+      argv: [this.harnessEntry, 'run_eval', '--run_config', runConfigFile, '--stage_dir', logsDir],
+      cwd: spec.jobDir,
+      logFile: join(logsDir, 'client_stdout.log'),
+      banner: `${spec.name}: launching harness (attempt ${spec.attempt})`,
+      env,
+    });
+  }
+
+  /** Spawns a node program detached (its own process group); resolves once it runs, rejects (instead of crashing the worker) if it cannot start. */
+  private async spawnDetached(p: { what: string; argv: string[]; cwd: string; logFile: string; banner: string; env: NodeJS.ProcessEnv }): Promise<number> {
+    const log = openSync(p.logFile, 'a');
     try {
-      writeSync(log, `=== ${new Date().toISOString()} ${spec.name}: launching harness (attempt ${spec.attempt})\n`);
-      const child = spawn(this.nodePath, [this.harnessEntry, 'run_eval', '--run_config', runConfigFile, '--stage_dir', logsDir], {
-        cwd: spec.jobDir,
-        detached: true,
-        stdio: ['ignore', log, log],
-        env,
-      });
+      writeSync(log, `=== ${new Date().toISOString()} ${p.banner}\n`);
+      const child = spawn(this.nodePath, p.argv, { cwd: p.cwd, detached: true, stdio: ['ignore', log, log], env: p.env });
       const pid = await new Promise<number>((resolve, reject) => {
-        child.once('error', (err) => reject(new Error(`could not start the harness for ${spec.name} (${this.nodePath} ${this.harnessEntry}): ${err.message}`, { cause: err })));
-        child.once('spawn', () => (child.pid === undefined ? reject(new Error(`no pid for the harness of ${spec.name}`)) : resolve(child.pid)));
+        child.once('error', (err) => reject(new Error(`could not start ${p.what} (${this.nodePath} ${p.argv[0]}): ${err.message}`, { cause: err })));
+        child.once('spawn', () => (child.pid === undefined ? reject(new Error(`no pid for ${p.what}`)) : resolve(child.pid)));
       });
       child.unref();
       return pid;
@@ -220,13 +291,13 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
     signalGroup(pid, 'SIGKILL');
   }
 
-  private handle(spec: LaunchSpec, pid: number, startTicks: number): ProcessHandle {
+  private handle(name: string, jobDir: string, attempt: number, pid: number, startTicks: number): ProcessHandle {
     return {
       executor: 'process',
       role: 'harness',
-      name: spec.name,
-      jobDir: spec.jobDir,
-      attempt: spec.attempt,
+      name,
+      jobDir,
+      attempt,
       display: `pid ${pid} on ${this.opts.host.hostname}`,
       pid,
       startTicks,
@@ -307,9 +378,29 @@ function isAlive(handle: ProcessHandle): boolean {
   return handle.startTicks === 0 || info.startTicks === handle.startTicks;
 }
 
+/** The marker of the job's model server (its handle), next to the harness markers. */
+const SERVER_MARKER = 'server.json';
+
+/** Live model servers started for this job: evalflow's model server running in the job's logs dir. */
+function findServerProcesses(logsDir: string): Array<{ pid: number; startTicks: number }> {
+  return scanProcesses((pid, cmdline) => {
+    if (!cmdline.includes(`${join('model-server', 'main.js')}\0`)) return false;
+    try {
+      return readlinkSync(`/proc/${pid}/cwd`) === logsDir;
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** Live harnesses whose command line carries this job's `--stage_dir`. */
 function findHarnessProcesses(logsDir: string): Array<{ pid: number; startTicks: number }> {
   const needle = `\0--stage_dir\0${logsDir}\0`;
+  return scanProcesses((_pid, cmdline) => cmdline.includes(needle));
+}
+
+/** Live (non-zombie) processes whose NUL-separated command line (with a leading NUL) matches. */
+function scanProcesses(matches: (pid: number, cmdline: string) => boolean): Array<{ pid: number; startTicks: number }> {
   let entries: string[];
   try {
     entries = readdirSync('/proc');
@@ -325,8 +416,8 @@ function findHarnessProcesses(logsDir: string): Array<{ pid: number; startTicks:
     } catch {
       continue;
     }
-    if (!cmdline.includes(needle)) continue;
     const pid = Number(entry);
+    if (!matches(pid, cmdline)) continue;
     const info = readProcess(pid);
     if (info && info.state !== 'Z') found.push({ pid, startTicks: info.startTicks });
   }

@@ -223,17 +223,11 @@ describe('buildInvocationInput', () => {
     );
   });
 
-  it('assertRunnable refuses a deployment under runtime process (only the docker executor starts servers), naming deployment.type', () => {
+  it('a llama_cpp deployment under runtime process is runnable: the process executor starts the server, the input carries its plan', () => {
     const loaded = load({ ...config(), defaults: [{ execution: 'local' }, { deployment: 'llama_cpp' }, '_self_'] });
-    let caught: unknown;
-    try {
-      assertRunnable(loaded, buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW }));
-    } catch (err) {
-      caught = err;
-    }
-    expect(caught).toBeInstanceOf(ConfigError);
-    expect((caught as ConfigError).keyPath).toBe('deployment.type');
-    expect((caught as ConfigError).message).toMatch(/^deployment\.type: a 'llama_cpp' deployment is started with execution\.runtime=docker only/);
+    const input = buildInvocationInput(loaded, planTasks(loaded), { invocationId: INV, now: NOW });
+    expect(() => assertRunnable(loaded, input)).not.toThrow();
+    expect(input.tasks[0]?.deployment).toMatchObject({ type: 'llama_cpp', port: 8000, healthUrl: 'http://127.0.0.1:8000/health' });
   });
 
   it('assertRunnable accepts local and mlflow auto-export, and rejects a destination evalflow lacks, naming its position', () => {
