@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
@@ -25,8 +26,9 @@ function program(row: HumanEvalRow, completion: string): string {
   return `${row.prompt}${completion}\n\n${row.test}\n\ncheck(${row.entry_point})\n`;
 }
 
-async function sandboxDirs(): Promise<string[]> {
-  return (await readdir(tmpdir())).filter((n) => n.startsWith('evalflow-sandbox-'));
+/** The sandbox dirs under `root` (the sandbox makes them in os.tmpdir(), which follows TMPDIR). */
+async function sandboxDirs(root: string): Promise<string[]> {
+  return (await readdir(root)).filter((n) => n.startsWith('evalflow-sandbox-'));
 }
 
 describe('pass@k', () => {
@@ -49,22 +51,34 @@ describe('python sandbox', () => {
   it('passes all 164 canonical HumanEval solutions and fails known wrong ones', async () => {
     const rows = humanEval();
     expect(rows).toHaveLength(164);
-    const before = (await sandboxDirs()).length;
-    const failures: string[] = [];
-    for (let i = 0; i < rows.length; i += 4) {
-      const batch = rows.slice(i, i + 4);
-      const results = await Promise.all(batch.map((row) => runPython(program(row, row.canonical_solution), { timeoutMs: 20_000 })));
-      results.forEach((r, j) => {
-        if (r.status !== 'passed') failures.push(`${batch[j]?.task_id}: ${r.status} ${r.stderr.slice(-300)}`);
-      });
+    // A private TMPDIR, so that sandboxes run by other test files at the same time are not counted.
+    const root = mkdtempSync(join(tmpdir(), 'evalflow-sandbox-test-'));
+    chmodSync(root, 0o711); // nobody (the sandbox's user) must reach its own dir inside
+    const savedTmpdir = process.env.TMPDIR;
+    process.env.TMPDIR = root;
+    try {
+      const where = await runPython('import os\nprint(os.getcwd())\n');
+      expect(where.stdout.trim().startsWith(`${root}/evalflow-sandbox-`)).toBe(true); // the count below is meaningful
+      const failures: string[] = [];
+      for (let i = 0; i < rows.length; i += 4) {
+        const batch = rows.slice(i, i + 4);
+        const results = await Promise.all(batch.map((row) => runPython(program(row, row.canonical_solution), { timeoutMs: 20_000 })));
+        results.forEach((r, j) => {
+          if (r.status !== 'passed') failures.push(`${batch[j]?.task_id}: ${r.status} ${r.stderr.slice(-300)}`);
+        });
+      }
+      expect(failures).toEqual([]);
+      // Wrong: a body that returns None, and one off by a constant.
+      const [first, second] = rows;
+      if (!first || !second) throw new Error('no rows');
+      expect((await runPython(program(first, '    return None\n'))).status).toBe('failed');
+      expect((await runPython(program(second, '    return []\n'))).status).toBe('failed');
+      expect(await sandboxDirs(root)).toEqual([]); // every temp dir removed
+    } finally {
+      if (savedTmpdir === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmpdir;
+      rmSync(root, { recursive: true, force: true });
     }
-    expect(failures).toEqual([]);
-    // Wrong: a body that returns None, and one off by a constant.
-    const [first, second] = rows;
-    if (!first || !second) throw new Error('no rows');
-    expect((await runPython(program(first, '    return None\n'))).status).toBe('failed');
-    expect((await runPython(program(second, '    return []\n'))).status).toBe('failed');
-    expect((await sandboxDirs()).length).toBe(before); // every temp dir removed
   }, 240_000);
 
   it('contains escape attempts and scores them as failures', async () => {
