@@ -23,7 +23,7 @@ const parseNumber = (value: string): number => {
 export async function main(argv: string[], io: Output = stdio): Promise<number> {
   if (argv[0] === 'harness' && argv[1] === 'run_eval') {
     // The harness parses its own upstream-style flags (--run_config, --output_dir, …).
-    const { runEvalCommand } = await import('../harness/cli.js');
+    const { runEvalCommand } = await import('../harness/command.js');
     return runEvalCommand(argv.slice(2));
   }
   let exitCode = 0;

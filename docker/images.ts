@@ -1,6 +1,6 @@
 /**
  * evalflow's images, defined once: the files each one needs (the compiled entry point and the dist files it
- * imports, the npm packages those import, a package.json), its entrypoint and its tag. Two ways to build:
+ * imports, the npm packages those import, or one bundle; a package.json), its entrypoint and its tag. Two ways to build:
  *
  * - `docker/*.Dockerfile` (for users, normal Node base image): its build stage calls `writeAppContext`.
  * - `ensureLocalImage` (tests, CI, the demo; no registry needed): a rootfs of this host's node binary, the
@@ -27,6 +27,8 @@ export interface ImageRecipe {
   repository: string;
   /** Compiled entry point, relative to the package root. */
   entry: string;
+  /** The entry point is a bundle (scripts/bundle-harness.ts): the one app file, importing no npm package. */
+  bundled?: boolean;
   /** Which optional dependencies (e.g. platform binaries) go in; all others are left out. */
   keepOptional: (packageName: string) => boolean;
   /** Data files the code reads at run time (relative to the package root), which no import reaches. */
@@ -54,6 +56,7 @@ export const IMAGES = {
   harness: {
     repository: 'evalflow/harness',
     entry: 'dist/harness/entrypoint.js',
+    bundled: true,
     keepOptional: () => false,
     data: ['harness/tasks/ifeval/langdetect-profiles.json.gz'],
     entrypoint: ['node', `${APP_DIR}/dist/harness/entrypoint.js`],
@@ -91,7 +94,8 @@ export function appFiles(recipe: ImageRecipe, root = packageRoot()): ImageFile[]
     const rel = relative(root, source);
     files.set(rel, { target: `${APP_DIR}/${rel}`, source, mode: statSync(source).mode & 0o777 });
   };
-  const { modules, packages } = distClosure(join(root, recipe.entry));
+  const entry = join(root, recipe.entry);
+  const { modules, packages } = recipe.bundled ? { modules: [entry], packages: [] } : distClosure(entry);
   for (const file of modules) add(file);
   for (const file of recipe.data) add(join(root, file));
   for (const dir of packageClosure(root, packages, recipe.keepOptional)) {

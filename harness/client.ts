@@ -3,7 +3,7 @@
  * (global fetch opens far more connections and is ~10x slower), bounded retries with exponential
  * backoff that honour `Retry-After`, and a per-attempt timeout.
  */
-import { Pool, request, errors as undiciErrors } from 'undici';
+import { errors as undiciErrors, Pool, requestOnce } from './http.js';
 import type { RequestLimiter, SlotOutcome } from './limiter.js';
 import type { EndpointType, Prompt } from './tasks/types.js';
 
@@ -242,16 +242,14 @@ export class EndpointClient {
         ? { model: this.opts.modelId, messages: [{ role: 'user', content: PROBE_PROMPT }], max_tokens: 1 }
         : { model: this.opts.modelId, prompt: PROBE_PROMPT, max_tokens: 1 };
     try {
-      const res = await request(this.opts.url, {
+      const res = await requestOnce(this.opts.url, {
         method: 'POST',
         headers: this.headers,
         body: JSON.stringify(body),
-        headersTimeout: this.opts.requestTimeoutMs,
-        bodyTimeout: this.opts.requestTimeoutMs,
+        timeoutMs: this.opts.requestTimeoutMs,
         signal: this.opts.signal,
-        reset: true,
       });
-      const text = await res.body.text();
+      const text = res.text;
       return res.statusCode < 500 ? null : `HTTP ${res.statusCode}: ${text.slice(0, 200)}`;
     } catch (err) {
       return describeNetworkError(err);

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { readEnvFile, SECRETS_FILE_IN_CONTAINER } from '../common/env-file.js';
-import { EXIT, runEvalCommand } from './cli.js';
+import { EXIT, runEvalCommand } from './command.js';
 
 export async function containerMain(argv: string[], secretsFile = SECRETS_FILE_IN_CONTAINER): Promise<number> {
   if (existsSync(secretsFile)) {

@@ -13,7 +13,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { request as httpRequest } from 'undici';
+import { requestOnce } from './http.js';
 import { z } from 'zod';
 import { writeFileAtomic } from '../common/files.js';
 import type { CachedResponse } from './cache.js';
@@ -454,12 +454,12 @@ export class InterceptorChain {
     }
     const url = config.progress_tracking_url;
     if (!url) return;
-    const post: Promise<void> = httpRequest(url, {
+    const post: Promise<void> = requestOnce(url, {
       method: config.request_method,
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ samples_processed: count }),
     })
-      .then((res) => res.body.dump())
+      .then(() => undefined)
       .catch((err: unknown) => this.progressError(`${config.request_method} ${url}: ${(err as Error).message}`))
       .finally(() => this.progressPosts.delete(post));
     this.progressPosts.add(post);

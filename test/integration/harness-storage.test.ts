@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { distPath } from '../../common/paths.js';
-import { EXIT } from '../../harness/cli.js';
+import { EXIT } from '../../harness/command.js';
 import { parseStageExit, parseStageFailure, type StageFailure } from '../../core/harness-contract.js';
 import { startFixtureServer, type FixtureServer } from '../../common/fixture-endpoint.js';
 import { DATASETS, runHarnessProcess, tempDir } from '../support/run-helpers.js';

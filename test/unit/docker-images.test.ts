@@ -78,6 +78,12 @@ describe('image file sets', () => {
     writeFileSync(join(root, 'dist/lib/b.js'), 'export const b = 2;\n');
     expect(contentHash(appFiles(recipe, root), recipe)).not.toBe(hash);
   });
+
+  it('take a bundled entry point alone, without parsing it for imports or adding packages', () => {
+    const root = tree(ROOT_FILES);
+    const recipe: ImageRecipe = { repository: 'x', entry: 'dist/entry.js', bundled: true, keepOptional: () => true, data: [], entrypoint: ['node'], cmd: [], env: {} };
+    expect(appFiles(recipe, root).map((f) => f.target)).toEqual([`${APP_DIR}/dist/entry.js`, `${APP_DIR}/package.json`]);
+  });
 });
 
 describe('user-facing Dockerfiles', () => {

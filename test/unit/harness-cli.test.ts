@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
-import { applyCliArgs, EXIT, runEvalCommand } from '../../harness/cli.js';
+import { applyCliArgs, EXIT, runEvalCommand } from '../../harness/command.js';
 import { HarnessConfigError } from '../../harness/engine.js';
 import { formatStageExit, parseStageExit, parseStageFailure } from '../../core/harness-contract.js';
 
