@@ -9,14 +9,45 @@
  * "outcome":"ok|overload|other"}`; worker → harness `{"id":n}` when slot n is granted. A harness that goes away
  * releases what it held (its connection closes), so a killed task never leaks slots.
  */
+import { randomUUID } from 'node:crypto';
+import { readdirSync, rmSync } from 'node:fs';
 import { createServer, createConnection, type Server, type Socket } from 'node:net';
-import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { AdaptiveLimiter, type LimiterStats, type RequestLimiter, type Slot, type SlotOutcome } from './limiter.js';
 
 /** The environment variable that carries the socket path to the harness. */
 export const ENDPOINT_LIMITS_ENV = 'EVALFLOW_ENDPOINT_LIMITS';
 
 const OUTCOMES = new Set<SlotOutcome>(['ok', 'overload', 'other']);
+
+const WORKER_SOCKET = /^evalflow-endpoint-limits-\d+-[0-9a-f]{8}\.sock$/;
+
+/**
+ * A fresh path for a worker's limit server in `dir`. The sockets left there by workers that died without closing
+ * theirs (SIGKILL, OOM) are removed first: nothing answers on them any more.
+ */
+export async function workerSocketPath(dir: string): Promise<string> {
+  const names = readdirSync(dir).filter((name) => WORKER_SOCKET.test(name));
+  await Promise.all(
+    names.map(async (name) => {
+      const path = join(dir, name);
+      if (await nobodyListens(path)) rmSync(path, { force: true });
+    }),
+  );
+  return join(dir, `evalflow-endpoint-limits-${process.pid}-${randomUUID().slice(0, 8)}.sock`);
+}
+
+/** True when connecting to the unix socket at `path` is refused (its server is gone). */
+function nobodyListens(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
+}
 
 /** Calls `onLine` for every complete line that arrives on `socket`. */
 function readLines(socket: Socket, onLine: (line: string) => void): void {

@@ -3,10 +3,8 @@
  * one on this host's own queue (activities only), which serves the polls, stops and collects of the local
  * processes and containers this host runs. One place for this wiring: the worker command and the tests.
  */
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { localHostIdentity, type HostIdentity } from '../backends/local/host.js';
@@ -14,7 +12,7 @@ import { createExecutors, type ExecutorOptions } from '../backends/registry.js';
 import { dataConverterFromEnv } from '../common/codec.js';
 import { distPath } from '../common/paths.js';
 import { hostTaskQueue, TASK_QUEUE } from '../core/ids.js';
-import { EndpointLimitServer } from '../harness/shared-limit.js';
+import { EndpointLimitServer, workerSocketPath } from '../harness/shared-limit.js';
 
 export interface EvalflowWorkerOptions {
   connection: NativeConnection;
@@ -47,7 +45,7 @@ export function workflowCodeOptions(opts: { encrypted?: boolean } = {}): Pick<Wo
 export async function createWorkers(opts: EvalflowWorkerOptions): Promise<EvalflowWorkers> {
   const host = opts.host ?? localHostIdentity();
   // Per-endpoint limits shared by the harness processes this worker launches (execution.endpoint_parallelism).
-  const endpointLimits = await EndpointLimitServer.start(join(tmpdir(), `evalflow-endpoint-limits-${process.pid}-${randomUUID().slice(0, 8)}.sock`));
+  const endpointLimits = await EndpointLimitServer.start(await workerSocketPath(tmpdir()));
   const executorOptions = { ...opts.executorOptions, process: { endpointLimitsSocket: endpointLimits.socketPath, ...opts.executorOptions?.process } };
   const activities = createActivities({
     executors: createExecutors({ host, ...executorOptions }),

@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AdaptiveLimiter, CombinedLimiter, Semaphore, type Slot } from '../../harness/limiter.js';
-import { EndpointLimitServer, SharedEndpointLimiter } from '../../harness/shared-limit.js';
+import { EndpointLimitServer, SharedEndpointLimiter, workerSocketPath } from '../../harness/shared-limit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'evalflow-limiter-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -171,5 +172,31 @@ describe('shared per-endpoint limit over the worker socket', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^shared endpoint limit unavailable \(.*\): only this task's parallelism applies$/);
     limiter.close();
+  });
+});
+
+describe('worker socket paths', () => {
+  it('remove the socket of a worker killed with SIGKILL and keep a live one', async () => {
+    const own = mkdtempSync(join(tmpdir(), 'evalflow-limit-sockets-'));
+    try {
+      const stale = join(own, 'evalflow-endpoint-limits-999999-0badc0de.sock');
+      // A real server in a process that then dies without closing it: its socket file stays behind.
+      const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(stale)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise((resolve) => child.stdout.once('data', resolve));
+      child.kill('SIGKILL');
+      await new Promise((resolve) => child.once('exit', resolve));
+      expect(existsSync(stale)).toBe(true);
+      const live = await EndpointLimitServer.start(await workerSocketPath(own));
+      const unrelated = join(own, 'other.sock');
+      writeFileSync(unrelated, '');
+      const next = await workerSocketPath(own);
+      expect(existsSync(stale)).toBe(false);
+      expect(existsSync(live.socketPath)).toBe(true);
+      expect(existsSync(unrelated)).toBe(true);
+      expect(next).toMatch(new RegExp(`^${own}/evalflow-endpoint-limits-${process.pid}-[0-9a-f]{8}\\.sock$`));
+      await live.close();
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 });
