@@ -332,6 +332,8 @@ function failureType(err: unknown): string {
 }
 
 function errorMessage(err: unknown): string {
+  // An activity's own error, without the SDK's wrapper ("Activity task failed") in front.
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return errorMessage(err.cause);
   if (err instanceof Error) {
     const cause = (err as { cause?: unknown }).cause;
     return cause instanceof Error && cause.message !== err.message ? `${err.message}: ${cause.message}` : err.message;

@@ -100,7 +100,7 @@ evaluation:
     const { code, status } = await run(dir, notAModel, 300);
     expect(code).toBe(1);
     expect(status.tasks[0]?.stage).toBe('failed');
-    expect(status.tasks[0]?.error).toMatch(/the model server .* ended before http:\/\/127\.0\.0\.1:\d+\/health was ready .*server_stdout\.log/);
+    expect(status.tasks[0]?.error).toMatch(/^the model server .* ended before http:\/\/127\.0\.0\.1:\d+\/health was ready .*server_stdout\.log/);
     expect(Date.now() - started).toBeLessThan(120_000); // not the 300 s readiness timeout
     expect(serversUnder(dir)).toEqual([]);
   });
