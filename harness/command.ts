@@ -11,6 +11,7 @@
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
 import { parse as parseYamlValue } from 'yaml';
 import { HARNESS_EXIT as EXIT, type StageFailure } from '../core/harness-contract.js';
 import { EndpointOutageError, HarnessConfigError, InterruptedError, readRunConfigFile, runEvaluation, StorageError } from './engine.js';
@@ -160,6 +161,16 @@ export function applyCliArgs(raw: Record<string, unknown>, args: Record<string, 
     }
   }
   return cfg;
+}
+
+/**
+ * V8 settings for a process that runs the harness program (cli.ts, entrypoint.ts), never called by the library: V8
+ * flags are process-wide. undici parses HTTP with llhttp compiled to WebAssembly, and V8's optimising compiler spends
+ * ~0.15 s of CPU on it in a run of any size, more than its faster code saves even over 10,000 responses (bench/):
+ * baseline code (Liftoff) only. llhttp is compiled at the first connection, after this call.
+ */
+export function tuneHarnessProcess(): void {
+  setFlagsFromString('--liftoff-only');
 }
 
 /** The program: `run_eval ARGS…` (the verb first, as upstream's `nemo-evaluator run_eval`). */

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { readEnvFile, SECRETS_FILE_IN_CONTAINER } from '../common/env-file.js';
-import { EXIT, runEvalCommand } from './command.js';
+import { EXIT, runEvalCommand, tuneHarnessProcess } from './command.js';
 
 export async function containerMain(argv: string[], secretsFile = SECRETS_FILE_IN_CONTAINER): Promise<number> {
   if (existsSync(secretsFile)) {
@@ -26,5 +26,6 @@ export async function containerMain(argv: string[], secretsFile = SECRETS_FILE_I
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  tuneHarnessProcess();
   process.exitCode = await containerMain(process.argv.slice(2));
 }
