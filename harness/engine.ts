@@ -243,6 +243,8 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
   if (!datasetDir) {
     throw new HarnessConfigError('no dataset directory: set config.params.extra.dataset_dir or NEMO_EVALUATOR_DATASET_DIR');
   }
+  const missing = task.missingTools?.();
+  if (missing) throw new HarnessConfigError(`${task.name}: ${missing}`);
   let apiKey: string | undefined;
   if (endpoint.api_key_name) {
     apiKey = env[endpoint.api_key_name];

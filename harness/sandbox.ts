@@ -66,15 +66,19 @@ export function networkIsolationAvailable(): boolean {
   return unshareWorks;
 }
 
-let python: string | undefined;
+let python: string | null | undefined;
 
-/** The real python3 binary (nobody cannot use a per-user shim such as pyenv's). */
-function pythonPath(): string {
+/** The real python3 binary (nobody cannot use a per-user shim such as pyenv's); null when there is none on PATH. */
+export function findPython(): string | null {
   if (python === undefined) {
     const probe = spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8', timeout: 10_000 });
-    python = probe.status === 0 && probe.stdout.trim() !== '' ? probe.stdout.trim() : 'python3';
+    python = probe.status === 0 && probe.stdout.trim() !== '' ? probe.stdout.trim() : null;
   }
   return python;
+}
+
+function pythonPath(): string {
+  return findPython() ?? 'python3';
 }
 
 /** A prelude that sets the resource limits from inside the child before any untrusted code runs. */

@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
-import { runPython } from '../sandbox.js';
+import { findPython, runPython } from '../sandbox.js';
 import { passAtKMetrics } from './aggregate.js';
 import { extraParser } from './extra.js';
 import type { SampleScore, TaskAggregate, ScoredSample, TaskParams } from './types.js';
@@ -58,6 +58,13 @@ export function extractCode(text: string): string {
 export async function scoreProgram(program: string, code: string, extra: CodeExtra, signal?: AbortSignal): Promise<SampleScore> {
   const result = await runPython(program, { timeoutMs: extra.timeout * 1000, memoryMb: extra.memory_mb, signal });
   return { score: result.status === 'passed' ? 1 : 0, extracted: code };
+}
+
+/** What the code benchmarks lack where the harness runs: python3 (see TaskDefinition.missingTools). */
+export function missingPython(): string | undefined {
+  return findPython() === null
+    ? 'python3 is not on PATH here, and each generation is scored by running it with python3 (the harness image has none: run code benchmarks with execution.runtime: process or on Slurm)'
+    : undefined;
 }
 
 export function codeScoringConcurrency(extra: CodeExtra): number {

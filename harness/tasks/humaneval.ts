@@ -12,7 +12,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { codeAggregate, codeExtraParser, codeScoringConcurrency, extractCode, scoreProgram, truncateAtStop } from './code.js';
+import { codeAggregate, codeExtraParser, codeScoringConcurrency, extractCode, missingPython, scoreProgram, truncateAtStop } from './code.js';
 import { DatasetError } from './errors.js';
 import type { EndpointType, Prompt, TaskDefinition, TaskSample } from './types.js';
 
@@ -105,6 +105,8 @@ export const humaneval: TaskDefinition = {
   scoringConcurrency(params) {
     return codeScoringConcurrency(parseHumanevalExtra(params.extra));
   },
+
+  missingTools: missingPython,
 
   aggregate(scored, params) {
     return codeAggregate(scored, params, parseHumanevalExtra);

@@ -9,7 +9,7 @@
  * taken from the answer's ```python block.
  */
 import { join } from 'node:path';
-import { codeAggregate, codeExtraParser, codeScoringConcurrency, extractCode, scoreProgram, truncateAtStop } from './code.js';
+import { codeAggregate, codeExtraParser, codeScoringConcurrency, extractCode, missingPython, scoreProgram, truncateAtStop } from './code.js';
 import { readJsonl } from './dataset-io.js';
 import { DatasetError } from './errors.js';
 import type { EndpointType, Prompt, TaskDefinition, TaskSample } from './types.js';
@@ -82,6 +82,8 @@ export const mbpp: TaskDefinition = {
   scoringConcurrency(params) {
     return codeScoringConcurrency(parseMbppExtra(params.extra));
   },
+
+  missingTools: missingPython,
 
   aggregate(scored, params) {
     return codeAggregate(scored, params, parseMbppExtra);

@@ -92,6 +92,11 @@ export interface TaskDefinition {
    * beyond the engine's window of samples in flight (right for scorers that return at once).
    */
   scoringConcurrency?(params: TaskParams): number;
+  /**
+   * What the scorer needs but this host lacks (a program on PATH …), said in a sentence; undefined when nothing is
+   * missing. Checked before any request is sent: a run that could not score would spend the endpoint's work for nothing.
+   */
+  missingTools?(): string | undefined;
   /** `score_name` of the per-sample records: the metric the per-sample score stands for (default `accuracy`). */
   scoreName?: string;
   aggregate(scored: readonly ScoredSample[], params: TaskParams): TaskAggregate;

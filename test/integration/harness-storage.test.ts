@@ -119,6 +119,20 @@ describe('harness: I/O errors end the run with exit 5 and the cause in stage.exi
   });
 });
 
+describe('harness: a scorer\'s missing tool fails the run before any request', () => {
+  it('a code benchmark with no python3 on PATH: exit 2, the reason in stage.exit, nothing sent', async () => {
+    const j = job({ type: 'humaneval' });
+    const sent = fixture.totalRequests();
+    const result = await runHarnessProcess(j.args, { env: { PATH: tempDir('evalflow-empty-path-') } });
+    expect(result.code, result.output).toBe(EXIT.config);
+    expect(stageExit(j.logs).failure).toEqual({
+      reason: 'config',
+      message: expect.stringMatching(/^humaneval: python3 is not on PATH here, and each generation is scored by running it with python3 \(the harness image has none: run code benchmarks with execution.runtime: process or on Slurm\)$/) as unknown,
+    });
+    expect(fixture.totalRequests()).toBe(sent);
+  });
+});
+
 describe('harness: a corrupt or missing dataset fails with the file and line in stage.exit', () => {
   it('a line that is not JSON', async () => {
     const datasets = tempDir('evalflow-bad-dataset-');
