@@ -151,8 +151,16 @@ function trendPlot(series: TrendSeries): string {
       return `<circle class="point" cx="${x(i).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="4" fill="${colour}"><title>${esc(`${p.label}: ${num(p.value)}${p.verdict ? ` (${p.verdict})` : ''}`)}</title></circle>`;
     })
     .join('\n');
+  // Labels far enough apart not to overlap (at 11 px a character is at most ~6.6 px wide; a first or last label grows
+  // inwards from its point, so neighbours need 1.5 label widths), the last always, none crowding it; the first and last
+  // grow inwards so that neither is cut off at the plot's edges.
+  const labelWidth = 6.6 * Math.max(...series.points.map((p) => p.label.length));
+  const pointSpacing = n === 1 ? Infinity : (width - left - right) / (n - 1);
+  const step = Math.max(1, Math.ceil((1.5 * labelWidth + 8) / pointSpacing));
+  const labelled = (i: number) => i === n - 1 || (i % step === 0 && n - 1 - i >= step);
+  const anchor = (i: number) => (n === 1 ? 'middle' : i === 0 ? 'start' : i === n - 1 ? 'end' : 'middle');
   const labels = series.points
-    .map((p, i) => (n <= 8 || i % Math.ceil(n / 8) === 0 || i === n - 1 ? `<text x="${x(i).toFixed(1)}" y="${height - 12}" text-anchor="middle">${esc(p.label)}</text>` : ''))
+    .map((p, i) => (labelled(i) ? `<text class="tick" x="${x(i).toFixed(1)}" y="${height - 12}" font-size="11" text-anchor="${anchor(i)}">${esc(p.label)}</text>` : ''))
     .join('');
   return `<svg class="trend" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(series.metric)} over time">
 <text x="${left}" y="14">${esc(series.metric)}</text>

@@ -27,7 +27,8 @@ describe.runIf(mandatory || chromiumPath() !== null)('report.html in headless Ch
     const html = renderComparisonHtml(comparison, {
       title: 'Nightly <regression> & "report"',
       trends: [
-        { metric: 'gsm8k_accuracy', points: ['11-26', '11-27', '11-28', '11-29', '11-30'].map((label, i) => ({ label, value: i < 4 ? 1 : 0.76, verdict: i < 4 ? 'pass' : 'regression' })) },
+        // 14 nights (trend_nights' default), labelled as the nightly gate labels them.
+        { metric: 'gsm8k_accuracy', points: Array.from({ length: 14 }, (_, i) => ({ label: `2026-11-${String(17 + i).padStart(2, '0')} 02:00`, value: i < 13 ? 1 : 0.76, verdict: i < 13 ? 'pass' : 'regression' })) },
         { metric: 'mmlu_accuracy', points: [{ label: '11-29', value: 0.66 }, { label: '11-30', value: 0.66 }] },
       ],
     });
@@ -40,18 +41,32 @@ describe.runIf(mandatory || chromiumPath() !== null)('report.html in headless Ch
         forest: boxes('svg.forest'), deltas: boxes('svg.forest circle.delta'), intervals: boxes('svg.forest line.interval'),
         trends: boxes('svg.trend'), lines: boxes('svg.trend path.line'), points: boxes('svg.trend circle.point'),
         rows: document.querySelectorAll('table tr').length,
+        // Axis labels: each inside its plot, none overlapping the next.
+        ticks: [...document.querySelectorAll('svg.trend')].map((svg) => {
+          const plot = svg.getBoundingClientRect();
+          const boxes = [...svg.querySelectorAll('text.tick')].map((t) => t.getBoundingClientRect());
+          return {
+            count: boxes.length,
+            inside: boxes.every((r) => r.width > 0 && r.left >= plot.left - 0.5 && r.right <= plot.right + 0.5),
+            apart: boxes.every((r, i) => i === 0 || r.left >= boxes[i - 1].right),
+          };
+        }),
       };
     })()`;
     const page = await renderPage(file, measure, process.env.EVALFLOW_REPORT_SCREENSHOT ?? join(root, 'report.png'));
     expect(page.errors).toEqual([]);
     type Boxes = Array<[number, number]>;
-    const m = page.measured as { title: string; rows: number; forest: Boxes; deltas: Boxes; intervals: Boxes; trends: Boxes; lines: Boxes; points: Boxes };
+    const m = page.measured as {
+      title: string; rows: number; forest: Boxes; deltas: Boxes; intervals: Boxes; trends: Boxes; lines: Boxes; points: Boxes;
+      ticks: Array<{ count: number; inside: boolean; apart: boolean }>;
+    };
     expect(m.title).toBe('Nightly <regression> & "report"');
     expect(m.forest).toHaveLength(1);
     expect(m.deltas).toHaveLength(2);
     expect(m.intervals.length).toBeGreaterThanOrEqual(1);
     expect(m.trends).toHaveLength(2);
-    expect(m.points).toHaveLength(7);
+    expect(m.points).toHaveLength(16);
+    expect(m.ticks).toEqual([{ count: 3, inside: true, apart: true }, { count: 2, inside: true, apart: true }]);
     for (const [w, h] of [...m.forest, ...m.deltas, ...m.trends, ...m.points]) {
       expect(w).toBeGreaterThan(0);
       expect(h).toBeGreaterThan(0);
