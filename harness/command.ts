@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { parse as parseYamlValue } from 'yaml';
 import { HARNESS_EXIT as EXIT, type StageFailure } from '../core/harness-contract.js';
-import { EndpointOutageError, HarnessConfigError, InterruptedError, readRunConfigFile, runEvaluation, StorageError } from './engine.js';
+import { DRAIN_MS, EndpointOutageError, HarnessConfigError, InterruptedError, readRunConfigFile, runEvaluation, StorageError } from './engine.js';
 import { StageFiles } from './stage.js';
 
 export { EXIT };
@@ -67,7 +67,7 @@ export async function runEvalCommand(argv: string[]): Promise<number> {
   let signalExit = 143;
   const onSignal = (signal: NodeJS.Signals) => {
     signalExit = signal === 'SIGINT' ? 130 : 143;
-    process.stderr.write(`run_eval: ${signal} received, stopping (responses so far are cached)\n`);
+    process.stderr.write(`run_eval: ${signal} received, stopping: nothing new is sent, requests in flight get ${DRAIN_MS / 1000} s to come back (responses are cached)\n`);
     controller.abort(new InterruptedError(signal));
   };
   process.on('SIGTERM', onSignal);

@@ -52,6 +52,13 @@ export { EndpointOutageError };
 /** Default of `endpoint_outage_timeout` when the launcher passes none (its `endpoint_readiness_timeout` default). */
 export const DEFAULT_OUTAGE_TIMEOUT_S = 600;
 
+/**
+ * After the caller's signal (SIGTERM, SIGINT), the requests already sent get this long to come back, so that their
+ * responses are cached and a resume sends none of them again; nothing new is sent meanwhile. Executors allow 10 s
+ * between SIGTERM and SIGKILL (bench/resume.ts measures what a kill costs).
+ */
+export const DRAIN_MS = 5_000;
+
 /** Upper bound of `n_samples` (generations per sample). */
 export const MAX_GENERATIONS = 1000;
 
@@ -100,6 +107,8 @@ export interface RunOptions {
   outageProbeDelayMs?: { initial: number; max: number };
   /** Lines for the log (endpoint outages); default: none. */
   log?: (line: string) => void;
+  /** Test hook: how long requests in flight may finish after `signal` aborts (default DRAIN_MS). */
+  drainMs?: number;
 }
 
 export interface RunOutcome {
@@ -281,11 +290,19 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     throw new HarnessConfigError(`loading ${task.name} samples from ${datasetDir}: ${(err as Error).message}`, err instanceof DatasetError);
   }
 
-  // One way to stop everything at once: the user's signal, a failed background write, an endpoint gone for good.
+  // One way to stop everything at once: the user's signal (after the drain below), a failed background write, an
+  // endpoint gone for good.
   const run = new AbortController();
-  const signal = opts.signal ? AbortSignal.any([opts.signal, run.signal]) : run.signal;
+  const signal = run.signal;
   // Every request waiting for a slot or for room listens on it (and stops listening when served): not a leak.
   setMaxListeners(0, signal);
+  /** The caller's signal came: nothing new is sent; what is in flight may finish for `drainMs`, then everything stops. */
+  let interrupted = false;
+  let drainTimer: NodeJS.Timeout | undefined;
+  const onInterrupt = () => {
+    interrupted = true;
+    drainTimer = setTimeout(() => run.abort(opts.signal?.reason ?? new InterruptedError('interrupted')), opts.drainMs ?? DRAIN_MS);
+  };
   let fatal: Error | undefined;
   const failRun = (err: Error) => {
     if (fatal || opts.signal?.aborted) return;
@@ -312,8 +329,10 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     cache?.close();
     throw new StorageError((err as Error).message, { cause: err });
   }
-  /** The error budget is spent: nothing more is sent (samples already in flight finish). */
+  /** The error budget is spent, or the run was interrupted: nothing more is sent (samples already in flight finish). */
   let stopSending = false;
+  if (opts.signal?.aborted) onInterrupt();
+  else opts.signal?.addEventListener('abort', onInterrupt, { once: true });
   const gate: OutageGate = new OutageGate({
     url: endpoint.url,
     limitMs: engineExtra.data.endpoint_outage_timeout * 1000,
@@ -342,7 +361,7 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     stream: endpoint.stream ?? false,
     retryBaseDelayMs: opts.retryBaseDelayMs,
     signal,
-    holdRetries: () => stopSending || !gate.isUp,
+    holdRetries: () => stopSending || interrupted || !gate.isUp,
   });
   const route = endpointType === 'chat' ? 'chat' : 'completions';
   const generations = engineExtra.data.n_samples;
@@ -378,7 +397,7 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     let error: string | null = null;
     let resentAfterProbe = false;
     while (!response && error === null) {
-      if (stopSending) return null;
+      if (stopSending || interrupted) return null;
       if (!gate.isUp) await gate.whenUp();
       try {
         const completion = await client.send(endpoint.stream ? { ...st.body, stream: true } : st.json);
@@ -488,10 +507,12 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
         }
       },
       signal,
-      () => stopSending || fatal !== undefined,
+      () => stopSending || interrupted || fatal !== undefined,
     );
     while (scoring.size > 0) await Promise.all(scoring);
     if (fatal) throw fatal;
+    // Drained: the responses that came back are cached (below); an interrupted run writes no results.
+    if (interrupted) throw new InterruptedError('interrupted');
     progressWriter.stop();
     await chain.drain();
     if (cache) storage(`closing ${cacheFile}`, () => cache.close());
@@ -508,6 +529,8 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     }
     outputs.abandon();
     sharedLimit?.close();
+    clearTimeout(drainTimer);
+    opts.signal?.removeEventListener('abort', onInterrupt);
     await client.close();
     if (opts.signal?.aborted) {
       try {
@@ -523,6 +546,8 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     throw cause;
   }
   sharedLimit?.close();
+  clearTimeout(drainTimer);
+  opts.signal?.removeEventListener('abort', onInterrupt);
   await client.close();
   if (fatal) throw fatal;
 
