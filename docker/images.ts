@@ -17,6 +17,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { pack } from 'tar-stream';
+import { isBundle } from '../common/bundle.js';
 import { evalflowVersion, packageRoot } from '../common/paths.js';
 
 /** Where the app lives in every evalflow image. */
@@ -27,8 +28,6 @@ export interface ImageRecipe {
   repository: string;
   /** Compiled entry point, relative to the package root. */
   entry: string;
-  /** The entry point is a bundle (scripts/bundle-harness.ts): the one app file, importing no npm package. */
-  bundled?: boolean;
   /** Which optional dependencies (e.g. platform binaries) go in; all others are left out. */
   keepOptional: (packageName: string) => boolean;
   /** Data files the code reads at run time (relative to the package root), which no import reaches. */
@@ -56,7 +55,6 @@ export const IMAGES = {
   harness: {
     repository: 'evalflow/harness',
     entry: 'dist/harness/entrypoint.js',
-    bundled: true,
     keepOptional: () => false,
     data: ['harness/tasks/ifeval/langdetect-profiles.json.gz'],
     entrypoint: ['node', `${APP_DIR}/dist/harness/entrypoint.js`],
@@ -95,7 +93,8 @@ export function appFiles(recipe: ImageRecipe, root = packageRoot()): ImageFile[]
     files.set(rel, { target: `${APP_DIR}/${rel}`, source, mode: statSync(source).mode & 0o777 });
   };
   const entry = join(root, recipe.entry);
-  const { modules, packages } = recipe.bundled ? { modules: [entry], packages: [] } : distClosure(entry);
+  // A bundle (scripts/bundle-harness.ts) is the one app file and imports no npm package.
+  const { modules, packages } = isBundle(entry) ? { modules: [entry], packages: [] } : distClosure(entry);
   for (const file of modules) add(file);
   for (const file of recipe.data) add(join(root, file));
   for (const dir of packageClosure(root, packages, recipe.keepOptional)) {

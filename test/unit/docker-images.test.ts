@@ -1,9 +1,10 @@
 /** Which files go into an image: the dist modules an entry imports and the packages they need, resolved as Node does. */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { APP_DIR, appFiles, contentHash, distClosure, packageClosure, type ImageRecipe } from '../../docker/images.js';
+import { BUNDLE_MARKER } from '../../common/bundle.js';
 
 function tree(files: Record<string, string>): string {
   const root = mkdtempSync(join(tmpdir(), 'images-'));
@@ -81,7 +82,8 @@ describe('image file sets', () => {
 
   it('take a bundled entry point alone, without parsing it for imports or adding packages', () => {
     const root = tree(ROOT_FILES);
-    const recipe: ImageRecipe = { repository: 'x', entry: 'dist/entry.js', bundled: true, keepOptional: () => true, data: [], entrypoint: ['node'], cmd: [], env: {} };
+    writeFileSync(join(root, 'dist/entry.js'), `${BUNDLE_MARKER}\n${readFileSync(join(root, 'dist/entry.js'), 'utf8')}`);
+    const recipe: ImageRecipe = { repository: 'x', entry: 'dist/entry.js', keepOptional: () => true, data: [], entrypoint: ['node'], cmd: [], env: {} };
     expect(appFiles(recipe, root).map((f) => f.target)).toEqual([`${APP_DIR}/dist/entry.js`, `${APP_DIR}/package.json`]);
   });
 });
