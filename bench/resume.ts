@@ -9,11 +9,13 @@
  *   node dist/bench/resume.js [--n 1000] [--parallelism 16,64] [--latency-ms 20] [--repeat 3] [--json out.json]
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURE_MODEL } from '../common/fixture-endpoint.js';
+import { readResultsFile } from '../harness/results-schema.js';
+import { gsm8kTask } from './gsm8k.js';
 import { openBench, parseCommandLine, parseRepeat, runMain, UsageError, type BenchContext } from './lib/context.js';
 import { Fixture } from './lib/fixture.js';
+import { writeHarnessConfig } from './lib/harness-run.js';
 import { atMost, f0, pct, print, printTargets, table, type Target } from './lib/format.js';
 import { median } from './lib/stats.js';
 
@@ -38,17 +40,6 @@ interface ResumeRun {
 
 let runSeq = 0;
 
-function writeRunConfig(ctx: BenchContext, fixture: Fixture, n: number, parallelism: number): { configFile: string; outputDir: string } {
-  const outputDir = join(ctx.scratch, `resume-${++runSeq}-p${parallelism}`);
-  const configFile = `${outputDir}.yml`;
-  const runConfig = {
-    config: { type: 'gsm8k', output_dir: outputDir, params: { limit_samples: n, parallelism, max_retries: 2, request_timeout: 60, temperature: 0, extra: { dataset_dir: ctx.datasetsDir } } },
-    target: { api_endpoint: { url: `${fixture.url}/v1/chat/completions`, model_id: FIXTURE_MODEL, type: 'chat' } },
-  };
-  writeFileSync(configFile, JSON.stringify(runConfig, null, 2)); // JSON is YAML
-  return { configFile, outputDir };
-}
-
 /** Runs `run_eval` on the client core; `killWhen` (if given) resolves when to send `signal`. */
 function runEval(ctx: BenchContext, configFile: string, kill?: { when: Promise<unknown>; signal: KillSignal }): Promise<number | null> {
   const [cmd, args] = ctx.pinning.command('client', [process.execPath, ctx.cli, 'run_eval', '--run_config', configFile]);
@@ -61,20 +52,16 @@ function runEval(ctx: BenchContext, configFile: string, kill?: { when: Promise<u
 }
 
 async function measureOnce(ctx: BenchContext, fixture: Fixture, n: number, parallelism: number, signal: KillSignal): Promise<ResumeRun> {
-  const { configFile, outputDir } = writeRunConfig(ctx, fixture, n, parallelism);
+  const outputDir = join(ctx.scratch, `resume-${++runSeq}-p${parallelism}`);
+  const configFile = writeHarnessConfig(fixture, gsm8kTask(ctx.datasetsDir), n, parallelism, outputDir);
   const start = await fixture.mark(Math.round(n * KILL_AT));
   const firstExit = await runEval(ctx, configFile, { when: fixture.event(start, 'last', 120_000), signal });
   const between = await fixture.mark();
   const secondExit = await runEval(ctx, configFile);
   const end = await fixture.mark();
-  let cachedSamples: number | null = null;
-  try {
-    const results = readFileSync(join(outputDir, 'results.yml'), 'utf8');
-    const match = /^\s+cached: (\d+)$/m.exec(results);
-    cachedSamples = match ? Number(match[1]) : null;
-  } catch {
-    // no results: the second run failed (its exit code says so)
-  }
+  const resultsFile = join(outputDir, 'results.yml');
+  // No results: the second run failed (its exit code says so).
+  const cachedSamples = existsSync(resultsFile) ? (readResultsFile(resultsFile).samples?.cached ?? null) : null;
   const firstRequests = between.requests - start.requests;
   const secondRequests = end.requests - between.requests;
   return { signal, parallelism, firstRequests, secondRequests, resent: firstRequests + secondRequests - n, cachedSamples, exitCodes: [firstExit, secondExit] };

@@ -301,6 +301,7 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
   let drainTimer: NodeJS.Timeout | undefined;
   const onInterrupt = () => {
     interrupted = true;
+    stopSending = true;
     drainTimer = setTimeout(() => run.abort(opts.signal?.reason ?? new InterruptedError('interrupted')), opts.drainMs ?? DRAIN_MS);
   };
   let fatal: Error | undefined;
@@ -361,7 +362,7 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     stream: endpoint.stream ?? false,
     retryBaseDelayMs: opts.retryBaseDelayMs,
     signal,
-    holdRetries: () => stopSending || interrupted || !gate.isUp,
+    holdRetries: () => stopSending || !gate.isUp,
   });
   const route = endpointType === 'chat' ? 'chat' : 'completions';
   const generations = engineExtra.data.n_samples;
@@ -397,7 +398,7 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
     let error: string | null = null;
     let resentAfterProbe = false;
     while (!response && error === null) {
-      if (stopSending || interrupted) return null;
+      if (stopSending) return null;
       if (!gate.isUp) await gate.whenUp();
       try {
         const completion = await client.send(endpoint.stream ? { ...st.body, stream: true } : st.json);
@@ -507,7 +508,7 @@ export async function runEvaluation(opts: RunOptions): Promise<RunOutcome> {
         }
       },
       signal,
-      () => stopSending || interrupted || fatal !== undefined,
+      () => stopSending || fatal !== undefined,
     );
     while (scoring.size > 0) await Promise.all(scoring);
     if (fatal) throw fatal;

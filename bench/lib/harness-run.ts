@@ -35,9 +35,8 @@ const HARNESS_TIMEOUT_MS = 300_000;
 
 let runSeq = 0;
 
-/** `run_eval` on `n` samples at `parallelism`, with a fresh output_dir (the response cache would answer it otherwise). */
-export async function runHarness(ctx: BenchContext, fixture: Fixture, task: HarnessTask, n: number, parallelism: number): Promise<HarnessRun> {
-  const outputDir = join(ctx.scratch, `run-${++runSeq}-${task.type}-p${parallelism}-n${n}`);
+/** The run config of `task` on `n` samples at `parallelism` against the fixture, written next to `outputDir`. */
+export function writeHarnessConfig(fixture: Fixture, task: HarnessTask, n: number, parallelism: number, outputDir: string): string {
   const runConfig = {
     config: {
       type: task.type,
@@ -48,6 +47,13 @@ export async function runHarness(ctx: BenchContext, fixture: Fixture, task: Harn
   };
   const configFile = `${outputDir}.yml`;
   writeFileSync(configFile, JSON.stringify(runConfig, null, 2)); // JSON is YAML
+  return configFile;
+}
+
+/** `run_eval` on `n` samples at `parallelism`, with a fresh output_dir (the response cache would answer it otherwise). */
+export async function runHarness(ctx: BenchContext, fixture: Fixture, task: HarnessTask, n: number, parallelism: number): Promise<HarnessRun> {
+  const outputDir = join(ctx.scratch, `run-${++runSeq}-${task.type}-p${parallelism}-n${n}`);
+  const configFile = writeHarnessConfig(fixture, task, n, parallelism, outputDir);
   const { figures: run, stdout, stderr } = await measureClient(ctx.pinning, fixture, ctx.scratch, {
     argv: [process.execPath, ctx.cli, 'run_eval', '--run_config', configFile],
     n,
