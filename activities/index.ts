@@ -187,7 +187,8 @@ export function createActivities(deps: ActivityDeps) {
         const result = await executor.poll(handle);
         heartbeat({ state: result.outcome.kind, progress: result.progress });
         if ((result.outcome.kind !== 'running' && result.outcome.kind !== 'queued') || Date.now() >= until) return result;
-        await Context.current().sleep(delay);
+        // Context.sleep ends the wait with a CancelledFailure when the activity is cancelled.
+        await (executor.untilChange ? Promise.race([executor.untilChange(handle, delay), Context.current().sleep(delay)]) : Context.current().sleep(delay));
         delay = Math.min(delay * 2, pollIntervalMs);
       }
     },

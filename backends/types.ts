@@ -60,6 +60,11 @@ export interface Executor<H extends ExecutorHandle = ExecutorHandle> {
    */
   deploy?(spec: DeploySpec): Promise<H | null>;
   poll(handle: H): Promise<PollResult>;
+  /**
+   * Resolves when the job may have changed state (its end recorded), or after `maxWaitMs`: lets the watcher
+   * see a short job's end at once instead of at its next poll. Executors without a cheap signal omit it.
+   */
+  untilChange?(handle: H, maxWaitMs: number): Promise<void>;
   /** Stops what the handle names if it still runs (graceful, then forced); true if it was running. */
   stop(handle: H): Promise<boolean>;
   /**

@@ -25,7 +25,10 @@ export async function watchInvocation(
   while (!finished) {
     status = await invocationStatus(client, invocationId).catch(() => status);
     if (status) render?.update(status);
-    await Promise.race([closed, new Promise((r) => setTimeout(r, opts.intervalMs ?? 1000))]);
+    let timer: NodeJS.Timeout | undefined;
+    // Cleared once the run ends: a pending timer would keep the process alive for up to an interval.
+    await Promise.race([closed, new Promise((r) => (timer = setTimeout(r, opts.intervalMs ?? 1000)))]);
+    clearTimeout(timer);
   }
   status = await invocationStatus(client, invocationId);
   render?.update(status);

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { packageRoot } from '../common/paths.js';
-import { BUILTIN_HARNESS, BUILTIN_TASKS } from '../harness/tasks/index.js';
+import { BUILTIN_HARNESS, BUILTIN_TASK_INFO } from '../harness/tasks/catalogue.js';
 import { ConfigError } from './errors.js';
 import { closeMatches } from './suggest.js';
 
@@ -53,7 +53,7 @@ function catalogue(): Index {
   if (index) return index;
   const file = CatalogueFileSchema.parse(JSON.parse(readFileSync(join(packageRoot(), 'config', 'catalogue.json'), 'utf8')));
   const containers = new Map(file.harnesses.map((h) => [h.name, h.container]));
-  const builtins: CatalogueTask[] = Object.values(BUILTIN_TASKS).map((def) => ({
+  const builtins: CatalogueTask[] = Object.values(BUILTIN_TASK_INFO).map((def) => ({
     name: def.name,
     harness: BUILTIN_HARNESS,
     fullName: `${BUILTIN_HARNESS}.${def.name}`,

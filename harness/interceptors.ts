@@ -13,7 +13,6 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { requestOnce } from './http.js';
 import { z } from 'zod';
 import { writeFileAtomic } from '../common/files.js';
 import type { CachedResponse } from './cache.js';
@@ -454,11 +453,15 @@ export class InterceptorChain {
     }
     const url = config.progress_tracking_url;
     if (!url) return;
-    const post: Promise<void> = requestOnce(url, {
-      method: config.request_method,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ samples_processed: count }),
-    })
+    // Imported here: the config planner loads this module too, and must not load the HTTP client with it.
+    const post: Promise<void> = import('./http.js')
+      .then(({ requestOnce }) =>
+        requestOnce(url, {
+          method: config.request_method,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ samples_processed: count }),
+        }),
+      )
       .then(() => undefined)
       .catch((err: unknown) => this.progressError(`${config.request_method} ${url}: ${(err as Error).message}`))
       .finally(() => this.progressPosts.delete(post));

@@ -9,7 +9,7 @@
  * and stops to that host's workers.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, watch, writeSync, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { stringify } from 'yaml';
@@ -164,6 +164,28 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
     const lateEnd = readStageOutcome(handle.jobDir);
     if (lateEnd) return result(lateEnd);
     return result({ kind: 'lost', reason: `the harness process ${handle.pid} disappeared without recording an exit code` });
+  }
+
+  /** Until the harness renames its `stage.exit` into place (inotify on the logs dir), or `maxWaitMs`. */
+  untilChange(handle: ProcessHandle, maxWaitMs: number): Promise<void> {
+    const logsDir = join(handle.jobDir, 'logs');
+    return new Promise((resolve) => {
+      let watcher: FSWatcher | undefined;
+      const done = () => {
+        clearTimeout(timer);
+        watcher?.close();
+        resolve();
+      };
+      const timer = setTimeout(done, maxWaitMs);
+      try {
+        watcher = watch(logsDir, (_event, name) => name === STAGE_FILES.exit && done());
+        watcher.on('error', done);
+      } catch {
+        return; // no logs dir to watch: the timer alone
+      }
+      // Written between the last poll and the watch.
+      if (existsSync(join(logsDir, STAGE_FILES.exit))) done();
+    });
   }
 
   async stop(handle: ProcessHandle): Promise<boolean> {

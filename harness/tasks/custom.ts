@@ -25,6 +25,7 @@ import { DatasetError } from './errors.js';
 import { extraParser } from './extra.js';
 import { lastNumber, parseNumber } from './numbers.js';
 import type { ChatMessage, Prompt, SampleScore, TaskDefinition, TaskSample } from './types.js';
+import { BUILTIN_TASK_INFO } from './catalogue.js';
 
 export const CUSTOM_SCORERS = ['exact', 'regex', 'numeric'] as const;
 export type CustomScorer = (typeof CUSTOM_SCORERS)[number];
@@ -164,10 +165,7 @@ export function scoreCustom(generation: string, answer: string, extra: CustomExt
 }
 
 export const custom: TaskDefinition = {
-  name: 'custom',
-  description: 'Your own JSONL dataset: prompt template with {{field}} placeholders; exact, regex or numeric scoring',
-  supportedEndpointTypes: ['chat', 'completions'],
-  defaultParams: { max_new_tokens: 256, temperature: 0, extra: {} },
+  ...BUILTIN_TASK_INFO.custom,
 
   async loadSamples(ctx) {
     const extra = parseCustomExtra(ctx.extra);

@@ -14,6 +14,7 @@ import { DatasetError } from './errors.js';
 import { extraParser } from './extra.js';
 import { NUMBER_PATTERN, normalizeNumber, parseNumber } from './numbers.js';
 import type { ChatMessage, EndpointType, Prompt, SampleScore, TaskDefinition, TaskSample } from './types.js';
+import { BUILTIN_TASK_INFO } from './catalogue.js';
 
 export const GSM8K_MAX_FEWSHOT = 20;
 
@@ -150,10 +151,7 @@ export function buildGsm8kPrompt(sample: TaskSample, endpointType: EndpointType)
 // ---------------------------------------------------------------------------------------------- task
 
 export const gsm8k: TaskDefinition = {
-  name: 'gsm8k',
-  description: 'GSM8K grade-school math (1,319 test problems): chain-of-thought, numeric exact match on the final answer',
-  supportedEndpointTypes: ['chat', 'completions'],
-  defaultParams: { max_new_tokens: 512, temperature: 0, extra: { num_fewshot: 0 } },
+  ...BUILTIN_TASK_INFO.gsm8k,
 
   async loadSamples(ctx) {
     const { num_fewshot } = parseGsm8kExtra(ctx.extra);

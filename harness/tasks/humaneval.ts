@@ -15,6 +15,7 @@ import { gunzipSync } from 'node:zlib';
 import { codeAggregate, codeExtraParser, codeScoringConcurrency, extractCode, missingPython, scoreProgram, truncateAtStop } from './code.js';
 import { DatasetError } from './errors.js';
 import type { EndpointType, Prompt, TaskDefinition, TaskSample } from './types.js';
+import { BUILTIN_TASK_INFO } from './catalogue.js';
 
 export const parseHumanevalExtra = codeExtraParser('humaneval');
 
@@ -57,10 +58,7 @@ export function humanevalProgram(data: HumanevalData, generation: string, endpoi
 }
 
 export const humaneval: TaskDefinition = {
-  name: 'humaneval',
-  description: 'HumanEval: Python function completion, run against its tests in a sandbox; pass@k over n_samples generations',
-  supportedEndpointTypes: ['completions', 'chat'],
-  defaultParams: { max_new_tokens: 512, temperature: 0, extra: {} },
+  ...BUILTIN_TASK_INFO.humaneval,
   scoreName: 'pass@1',
 
   async loadSamples(ctx) {

@@ -10,11 +10,11 @@ import { math500 } from './math500.js';
 import { mbpp } from './mbpp.js';
 import { mmlu } from './mmlu.js';
 import type { TaskDefinition } from './types.js';
+import { BUILTIN_HARNESS, type BuiltinTaskName } from './catalogue.js';
 
-/** The harness name of the built-in tasks (`evalflow.gsm8k`). */
-export const BUILTIN_HARNESS = 'evalflow';
+export { BUILTIN_HARNESS };
 
-export const BUILTIN_TASKS: Record<string, TaskDefinition> = { gsm8k, mmlu, math500, ifeval, humaneval, mbpp, custom };
+export const BUILTIN_TASKS: Record<string, TaskDefinition> = { gsm8k, mmlu, math500, ifeval, humaneval, mbpp, custom } satisfies Record<BuiltinTaskName, TaskDefinition>;
 
 /** The built-in task named `name` or `evalflow.<name>`; an unknown name is an Error listing the built-in ones. */
 export function getBuiltinTask(name: string): TaskDefinition {

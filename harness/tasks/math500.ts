@@ -15,6 +15,7 @@ import { DatasetError } from './errors.js';
 import { extraParser } from './extra.js';
 import { extractMathAnswer, mathAnswersEquivalent } from './math-answer.js';
 import type { EndpointType, Prompt, SampleScore, TaskDefinition, TaskSample } from './types.js';
+import { BUILTIN_TASK_INFO } from './catalogue.js';
 
 const Math500ExtraSchema = z.object({}).strict();
 export const parseMath500Extra = extraParser(Math500ExtraSchema, 'math500');
@@ -37,10 +38,7 @@ export function buildMath500Prompt(sample: TaskSample, endpointType: EndpointTyp
 }
 
 export const math500: TaskDefinition = {
-  name: 'math500',
-  description: 'MATH-500 competition mathematics: \\boxed{} answer, LaTeX normalisation and equivalence; accuracy per subject',
-  supportedEndpointTypes: ['chat', 'completions'],
-  defaultParams: { max_new_tokens: 2048, temperature: 0, extra: {} },
+  ...BUILTIN_TASK_INFO.math500,
 
   async loadSamples(ctx) {
     parseMath500Extra(ctx.extra);

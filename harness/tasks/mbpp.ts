@@ -13,6 +13,7 @@ import { codeAggregate, codeExtraParser, codeScoringConcurrency, extractCode, mi
 import { readJsonl } from './dataset-io.js';
 import { DatasetError } from './errors.js';
 import type { EndpointType, Prompt, TaskDefinition, TaskSample } from './types.js';
+import { BUILTIN_TASK_INFO } from './catalogue.js';
 
 export const parseMbppExtra = codeExtraParser('mbpp');
 
@@ -47,10 +48,7 @@ export function mbppProgram(data: MbppData, generation: string, endpointType: En
 }
 
 export const mbpp: TaskDefinition = {
-  name: 'mbpp',
-  description: 'MBPP (test split, 500 problems): Python from a description and tests, run in a sandbox; pass@k over n_samples generations',
-  supportedEndpointTypes: ['completions', 'chat'],
-  defaultParams: { max_new_tokens: 512, temperature: 0, extra: {} },
+  ...BUILTIN_TASK_INFO.mbpp,
   scoreName: 'pass@1',
 
   async loadSamples(ctx) {

@@ -15,6 +15,7 @@ import { interleave, readDatasetText } from './dataset-io.js';
 import { DatasetError } from './errors.js';
 import { extraParser } from './extra.js';
 import type { ChatMessage, EndpointType, Prompt, SampleScore, TaskDefinition, TaskSample } from './types.js';
+import { BUILTIN_TASK_INFO } from './catalogue.js';
 
 export const MMLU_SUBJECTS = [
   'abstract_algebra', 'anatomy', 'astronomy', 'business_ethics', 'clinical_knowledge', 'college_biology',
@@ -266,10 +267,7 @@ async function readSubject(datasetDir: string, split: 'test' | 'dev', subject: s
 }
 
 export const mmlu: TaskDefinition = {
-  name: 'mmlu',
-  description: 'MMLU: 57 subjects, 14,042 four-option multiple-choice questions; letter exact match, micro and macro accuracy',
-  supportedEndpointTypes: ['chat', 'completions'],
-  defaultParams: { max_new_tokens: 32, temperature: 0, extra: { num_fewshot: 0 } },
+  ...BUILTIN_TASK_INFO.mmlu,
 
   async loadSamples(ctx) {
     const extra = parseMmluExtra(ctx.extra);

@@ -4,6 +4,7 @@
  * only knows how to load its samples, turn one into a prompt, score one generation and aggregate scores into metrics.
  */
 import type { Metrics, GroupResult } from '../results-schema.js';
+import type { BuiltinTaskInfo } from './catalogue.js';
 
 export type EndpointType = 'chat' | 'completions';
 
@@ -69,13 +70,8 @@ export interface TaskAggregate {
   group?: GroupResult;
 }
 
-export interface TaskDefinition {
-  /** Name within the built-in harness, e.g. `gsm8k` (full name `evalflow.gsm8k`). */
-  name: string;
-  description: string;
-  supportedEndpointTypes: readonly EndpointType[];
-  /** Defaults for `config.params` (max_new_tokens, temperature, …), overridden by the user. */
-  defaultParams: { max_new_tokens?: number; temperature?: number; top_p?: number; extra?: Record<string, unknown> };
+/** A built-in task: what the catalogue says of it (catalogue.ts), and its code. */
+export interface TaskDefinition extends BuiltinTaskInfo {
   /**
    * Samples in a deterministic order. `limit_samples` takes a prefix of this list, so a task whose samples
    * fall into subsets should interleave them (round-robin) to keep a small limit representative.

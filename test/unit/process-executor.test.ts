@@ -167,6 +167,23 @@ describe('ProcessExecutor', () => {
     expect(await backend.poll(handle)).toEqual(status);
   });
 
+  it('untilChange wakes when the harness records its end, else after maxWaitMs; at once once it has ended', async () => {
+    const spec = job();
+    const handle = await launchRunning(backend, spec);
+    let t0 = Date.now();
+    await backend.untilChange(handle, 300);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    const woken = backend.untilChange(handle, 60_000);
+    t0 = Date.now();
+    writeFileSync(join(spec.jobDir, 'release'), '0');
+    await woken;
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect((await backend.poll(handle)).outcome).toEqual({ kind: 'succeeded' });
+    t0 = Date.now();
+    await backend.untilChange(handle, 60_000);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
   it('reports exit code 0 as succeeded, not lost', async () => {
     const spec = job();
     const handle = await launchRunning(backend, spec);

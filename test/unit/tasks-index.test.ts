@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { BUILTIN_TASK_INFO } from '../../harness/tasks/catalogue.js';
 import { BUILTIN_HARNESS, BUILTIN_TASKS, custom, getBuiltinTask, gsm8k, mmlu } from '../../harness/tasks/index.js';
 
 describe('built-in task lookup', () => {
@@ -6,6 +7,14 @@ describe('built-in task lookup', () => {
     expect(BUILTIN_HARNESS).toBe('evalflow');
     expect(Object.keys(BUILTIN_TASKS)).toEqual(['gsm8k', 'mmlu', 'math500', 'ifeval', 'humaneval', 'mbpp', 'custom']);
     for (const [name, task] of Object.entries(BUILTIN_TASKS)) expect(task.name).toBe(name);
+  });
+
+  it('describes each task as the catalogue the config planner reads does', () => {
+    expect(Object.keys(BUILTIN_TASK_INFO)).toEqual(Object.keys(BUILTIN_TASKS));
+    for (const [name, info] of Object.entries(BUILTIN_TASK_INFO)) {
+      const { name: own, description, supportedEndpointTypes, defaultParams } = BUILTIN_TASKS[name] ?? {};
+      expect({ name: own, description, supportedEndpointTypes, defaultParams }).toEqual(info);
+    }
   });
 
   it('resolves bare and harness-qualified names', () => {

@@ -15,6 +15,7 @@ import { DatasetError } from '../errors.js';
 import { extraParser } from '../extra.js';
 import type { Prompt, SampleScore, ScoredSample, TaskDefinition, TaskSample } from '../types.js';
 import { buildCheckers, checkResponse, InstructionConfigError, type Instruction } from './checkers.js';
+import { BUILTIN_TASK_INFO } from '../catalogue.js';
 
 const IfevalExtraSchema = z.object({}).strict();
 export const parseIfevalExtra = extraParser(IfevalExtraSchema, 'ifeval');
@@ -98,10 +99,7 @@ export function aggregateIfeval(scored: readonly ScoredSample[]): { metrics: Met
 }
 
 export const ifeval: TaskDefinition = {
-  name: 'ifeval',
-  description: 'IFEval: 541 prompts with verifiable instructions; prompt- and instruction-level, strict and loose accuracy',
-  supportedEndpointTypes: ['chat', 'completions'],
-  defaultParams: { max_new_tokens: 1280, temperature: 0, extra: {} },
+  ...BUILTIN_TASK_INFO.ifeval,
 
   async loadSamples(ctx) {
     parseIfevalExtra(ctx.extra);
