@@ -179,7 +179,7 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
       const timer = setTimeout(done, maxWaitMs);
       try {
         watcher = watch(logsDir, (_event, name) => name === STAGE_FILES.exit && done());
-        watcher.on('error', done);
+        watcher.on('error', () => watcher?.close()); // the timer alone, rather than a busy poll loop
       } catch {
         return; // no logs dir to watch: the timer alone
       }

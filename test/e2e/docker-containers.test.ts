@@ -106,6 +106,22 @@ describe.skipIf(!docker)('docker container layer (real engine)', () => {
     await (docker as Docker).getContainer(`evalflow-${inv}.6-a1`).remove({ force: true });
   });
 
+  it('untilStopped wakes when the container ends, and waits out maxWaitMs while it runs or when it is gone', async () => {
+    const inv = newInvocation();
+    const launched = await runtime.createOrAdopt({ identity: identity(inv, 7), image, ...node('setTimeout(() => {}, 3000)') });
+    let t0 = Date.now();
+    await runtime.untilStopped(launched.name, 300);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    expect((await runtime.outcome(launched.name)).state).toBe('running');
+    t0 = Date.now();
+    await runtime.untilStopped(launched.name, 60_000);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect(await runtime.outcome(launched.name)).toEqual({ state: 'succeeded' });
+    t0 = Date.now();
+    await runtime.untilStopped(`evalflow-${inv}.8-a1`, 300); // no such container
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+  });
+
   it('mounts results read-write and datasets read-only; extra_docker_args reach the container', async () => {
     const inv = newInvocation();
     const dir = tempDir();

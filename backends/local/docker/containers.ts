@@ -84,6 +84,22 @@ export class ContainerRuntime {
     return classifyContainer(name, info.State, { memoryLimited, logTail });
   }
 
+  /**
+   * Until the container stops running (the engine's wait), or `maxWaitMs`. Never throws: if the engine cannot
+   * wait (the container is gone, the engine is away), it waits out `maxWaitMs` and the caller's next inspect tells.
+   */
+  async untilStopped(name: string, maxWaitMs: number): Promise<void> {
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), maxWaitMs);
+    try {
+      await this.docker.getContainer(name).wait({ condition: 'not-running', abortSignal: timeout.signal });
+    } catch {
+      if (!timeout.signal.aborted) await new Promise((resolve) => timeout.signal.addEventListener('abort', resolve, { once: true }));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Copies new output of the container to `logFile` (see logs.ts); 0 when the container is gone. */
   async syncLogs(name: string, logFile: string): Promise<number> {
     try {

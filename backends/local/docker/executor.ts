@@ -146,6 +146,11 @@ export class DockerExecutor implements Executor<DockerHandle> {
     return progress ? { outcome, progress } : { outcome };
   }
 
+  async untilChange(handle: DockerHandle, maxWaitMs: number): Promise<void> {
+    this.assertLocal(handle);
+    await (await this.runtime()).untilStopped(handle.name, maxWaitMs);
+  }
+
   async stop(handle: DockerHandle): Promise<boolean> {
     this.assertLocal(handle);
     const runtime = await this.runtime();
