@@ -5,7 +5,7 @@
 import type { GroupResult, Metrics } from '../results-schema.js';
 import { scoreStats } from '../stats.js';
 import { passAtK } from './pass-at-k.js';
-import type { ScoredSample, TaskAggregate } from './types.js';
+import type { SampleScore, ScoredSample, TaskAggregate } from './types.js';
 
 export type Score = Metrics[string]['scores'][string];
 
@@ -17,10 +17,15 @@ export function meanScore(values: readonly number[]): Score {
 
 /** A sample's score: the mean of its generations' scores. */
 export function sampleMean(scored: ScoredSample): number {
+  return sampleMeanOf(scored, (g) => g.score);
+}
+
+/** The mean over a sample's generations of `scoreOf` (a second verdict kept in `details`, say). */
+export function sampleMeanOf(scored: ScoredSample, scoreOf: (generation: SampleScore) => number): number {
   const { generations } = scored;
-  if (generations.length === 1) return (generations[0] as ScoredSample['generations'][number]).score;
+  if (generations.length === 1) return scoreOf(generations[0] as SampleScore);
   let sum = 0;
-  for (const g of generations) sum += g.score;
+  for (const g of generations) sum += scoreOf(g);
   return generations.length === 0 ? 0 : sum / generations.length;
 }
 

@@ -24,6 +24,12 @@ export const BUILTIN_TASK_INFO = {
     supportedEndpointTypes: ['chat', 'completions'],
     defaultParams: { max_new_tokens: 512, temperature: 0, extra: { num_fewshot: 0 } },
   },
+  gsm8k_cot: {
+    name: 'gsm8k_cot',
+    description: "GSM8K with Wei et al.'s 8 chain-of-thought exemplars (lm-eval gsm8k_cot): exact match, strict-match and flexible-extract",
+    supportedEndpointTypes: ['chat', 'completions'],
+    defaultParams: { max_new_tokens: 256, temperature: 0, extra: { num_fewshot: 8 } },
+  },
   mmlu: {
     name: 'mmlu',
     description: 'MMLU: 57 subjects, 14,042 four-option multiple-choice questions; letter exact match, micro and macro accuracy',

@@ -62,6 +62,25 @@ export function parseGsm8kReference(answer: string): { solution: string; answer:
   return { solution, answer: final };
 }
 
+/**
+ * The problems of `<datasetDir>/gsm8k/test.jsonl` in file order, each with its reference reasoning and final number;
+ * a line without string `question` and `answer` or without `#### <number>` is a DatasetError naming it.
+ */
+export async function readGsm8kTest(datasetDir: string): Promise<{ path: string; problems: Gsm8kExample[] }> {
+  const path = join(datasetDir, 'gsm8k', 'test.jsonl');
+  const rows = await readJsonl(path, 'gsm8k dataset');
+  const problems = rows.map(({ value, line }): Gsm8kExample => {
+    const { question, answer } = value;
+    if (typeof question !== 'string' || typeof answer !== 'string') {
+      throw new DatasetError(`${path}:${line}: expected string fields "question" and "answer"`);
+    }
+    const ref = parseGsm8kReference(answer);
+    if (ref === null) throw new DatasetError(`${path}:${line}: answer does not end with "#### <number>"`);
+    return { question, ...ref };
+  });
+  return { path, problems };
+}
+
 // ---------------------------------------------------------------------------------------------- extraction
 
 /** What may sit between an answer cue ("answer is") and the number: punctuation, markup, LaTeX, filler words. */
@@ -155,23 +174,13 @@ export const gsm8k: TaskDefinition = {
 
   async loadSamples(ctx) {
     const { num_fewshot } = parseGsm8kExtra(ctx.extra);
-    const path = join(ctx.datasetDir, 'gsm8k', 'test.jsonl');
-    const rows = await readJsonl(path, 'gsm8k dataset');
-    if (num_fewshot >= rows.length) {
-      throw new DatasetError(`gsm8k: num_fewshot ${num_fewshot} leaves no samples in ${path} (${rows.length} rows)`);
+    const { path, problems } = await readGsm8kTest(ctx.datasetDir);
+    if (num_fewshot >= problems.length) {
+      throw new DatasetError(`gsm8k: num_fewshot ${num_fewshot} leaves no samples in ${path} (${problems.length} rows)`);
     }
-    const parsed = rows.map(({ value, line }) => {
-      const { question, answer } = value;
-      if (typeof question !== 'string' || typeof answer !== 'string') {
-        throw new DatasetError(`${path}:${line}: expected string fields "question" and "answer"`);
-      }
-      const ref = parseGsm8kReference(answer);
-      if (ref === null) throw new DatasetError(`${path}:${line}: answer does not end with "#### <number>"`);
-      return { question, ...ref };
-    });
-    const cut = parsed.length - num_fewshot;
-    const fewshot: readonly Gsm8kExample[] = parsed.slice(cut);
-    return parsed.slice(0, cut).map((p, i): TaskSample => {
+    const cut = problems.length - num_fewshot;
+    const fewshot: readonly Gsm8kExample[] = problems.slice(cut);
+    return problems.slice(0, cut).map((p, i): TaskSample => {
       const d: Gsm8kData = { question: p.question, fewshot };
       return { id: `gsm8k-${i}`, groundTruth: p.answer, data: d as unknown as Record<string, unknown> };
     });

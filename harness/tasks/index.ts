@@ -4,6 +4,7 @@
  */
 import { custom } from './custom.js';
 import { gsm8k } from './gsm8k.js';
+import { gsm8kCot } from './gsm8k-cot.js';
 import { humaneval } from './humaneval.js';
 import { ifeval } from './ifeval/index.js';
 import { math500 } from './math500.js';
@@ -14,7 +15,7 @@ import { BUILTIN_HARNESS, type BuiltinTaskName } from './catalogue.js';
 
 export { BUILTIN_HARNESS };
 
-export const BUILTIN_TASKS: Record<string, TaskDefinition> = { gsm8k, mmlu, math500, ifeval, humaneval, mbpp, custom } satisfies Record<BuiltinTaskName, TaskDefinition>;
+export const BUILTIN_TASKS: Record<string, TaskDefinition> = { gsm8k, gsm8k_cot: gsm8kCot, mmlu, math500, ifeval, humaneval, mbpp, custom } satisfies Record<BuiltinTaskName, TaskDefinition>;
 
 /** The built-in task named `name` or `evalflow.<name>`; an unknown name is an Error listing the built-in ones. */
 export function getBuiltinTask(name: string): TaskDefinition {
@@ -27,6 +28,6 @@ export function getBuiltinTask(name: string): TaskDefinition {
   return task;
 }
 
-export { custom, gsm8k, humaneval, ifeval, math500, mbpp, mmlu };
+export { custom, gsm8k, gsm8kCot, humaneval, ifeval, math500, mbpp, mmlu };
 export { DatasetError, TaskConfigError } from './errors.js';
 export type * from './types.js';

@@ -22,6 +22,20 @@ const HUMANEVAL_N = HUMANEVAL_RIGHT.length;
 /** MBPP: the first two answers are the reference code; then a wrong function and an endless loop. */
 const MBPP_N = 4;
 const MBPP_RIGHT = 2;
+/**
+ * GSM8K chain-of-thought, by lm-eval's two filters: right by both, by strict-match only (a later number ends the
+ * answer), by flexible-extract only (no "The answer is N" cue, or `$N` after it), and wrong by both.
+ */
+const GSM8K_COT_ANSWERS: readonly ((n: number) => string)[] = [
+  (n) => `Let us add it up step by step. The answer is ${n}.`,
+  (n) => `Working it through gives ${n - 1} + 1 = ${n}. The answer is ${n}.\n\n`,
+  (n) => `The answer is ${n.toFixed(2)}.`,
+  (n) => `The answer is ${n}. Checking: ${n} + 1 = ${n + 1}`,
+  (n) => `So the total comes to ${n}`,
+  (n) => `The answer is $${n}.`,
+  (n) => `The answer is ${n + 1}.`,
+];
+const GSM8K_COT_N = GSM8K_COT_ANSWERS.length;
 
 async function firstSamples(task: string, n: number): Promise<TaskSample[]> {
   return limitSamples(await getBuiltinTask(task).loadSamples({ datasetDir: DATASETS, extra: {} }), n);
@@ -41,6 +55,8 @@ describe('built-in benchmarks through evalflow run (process runtime, fixture end
   let client: Client;
   const answers = new Map<string, string>();
   const generations = new Map<string, string[]>();
+  /** The chat messages of each gsm8k_cot request (its user turns start "Q: "). */
+  const cotConversations: unknown[][] = [];
 
   beforeAll(async () => {
     process.env.TEMPORAL_ADDRESS = testTarget().address;
@@ -49,6 +65,10 @@ describe('built-in benchmarks through evalflow run (process runtime, fixture end
       const { problem } = sample.data as { problem: string };
       const answer = i < MATH500_CORRECT ? sample.groundTruth.replaceAll('\\frac', '\\dfrac').replaceAll(',', ', ') : `${sample.groundTruth}+1`;
       answers.set(problem, `Let us work it out.\nThe answer is $\\boxed{${answer}}$.`);
+    }
+    for (const [i, sample] of (await firstSamples('gsm8k_cot', GSM8K_COT_N)).entries()) {
+      const { question } = sample.data as { question: string };
+      answers.set(question, (GSM8K_COT_ANSWERS[i] as (n: number) => string)(Number(sample.groundTruth)));
     }
     // IFEval, prompts 1000, 1001, 1005, 1012 (7 instructions); verdicts worked out by hand in the test below.
     answers.set('Raymond_III', '*Count* *Raymond* *Tripoli* without any commas at all');
@@ -78,7 +98,8 @@ describe('built-in benchmarks through evalflow run (process runtime, fixture end
     const scripted = scriptedAnswers(answers);
     const requested = new Map<string, number>();
     fixture = await startFixtureServer({
-      answer: (prompt) => {
+      answer: (prompt, body) => {
+        if (prompt.startsWith('Q: ') && Array.isArray(body.messages)) cotConversations.push(body.messages);
         for (const [key, list] of generations) {
           if (!prompt.includes(key)) continue;
           const k = requested.get(key) ?? 0;
@@ -129,13 +150,16 @@ evaluation:
     - name: evalflow.mbpp
       dataset_dir: ${DATASETS}
       nemo_evaluator_config: {config: {params: {limit_samples: ${MBPP_N}, extra: {timeout: 5}}}}
+    - name: evalflow.gsm8k_cot
+      dataset_dir: ${DATASETS}
+      nemo_evaluator_config: {config: {params: {limit_samples: ${GSM8K_COT_N}}}}
 `,
     );
     const res = await cli('run', '-c', config, '--wait');
     expect(res.code, res.stdout + res.stderr).toBe(0);
     const inv = startedInvocationId(res.stdout);
     const status = await client.workflow.getHandle(`evalflow-${inv}`).query<InvocationStatus>('status');
-    expect(status.tasks.map((t) => t.stage)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+    expect(status.tasks.map((t) => t.stage)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded']);
 
     const jobDir = (task: string) => status.tasks.find((t) => t.jobName.startsWith(task))?.jobDir as string;
     const results = readYaml<{
@@ -185,5 +209,27 @@ evaluation:
     expect(mbpp.samples).toMatchObject({ total: MBPP_N, scored: MBPP_N, errors: 0 });
     expect(passAt(mbpp, 'mbpp', 1)).toBe(MBPP_RIGHT / MBPP_N);
     expect(status.tasks[3]?.metrics?.['mbpp_pass@1']).toBe(MBPP_RIGHT / MBPP_N);
+
+    // GSM8K CoT (8 exemplars as chat turns): strict-match 4 of 7 (answers 0-3), flexible-extract 5 of 7 (0-2, 4, 5).
+    const cot = readYaml<typeof results>(join(jobDir('gsm8k_cot'), 'artifacts', 'results.yml'));
+    const exactMatch = (name: string) => cot.results.tasks.gsm8k_cot?.metrics[name]?.scores[name]?.value;
+    expect(cot.samples).toMatchObject({ total: GSM8K_COT_N, scored: GSM8K_COT_N, errors: 0 });
+    expect(Object.keys(cot.results.tasks.gsm8k_cot?.metrics ?? {})).toEqual(['exact_match_strict', 'exact_match_flexible']);
+    expect(exactMatch('exact_match_strict')).toBeCloseTo(4 / 7, 12);
+    expect(exactMatch('exact_match_flexible')).toBeCloseTo(5 / 7, 12);
+    const cotRecords = readFileSync(join(jobDir('gsm8k_cot'), 'artifacts', 'nemo-evaluator-per-sample-outputs', 'gsm8k_cot.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string; query: string; score: number; score_name: string });
+    expect(cotRecords.map((r) => [r.id, r.score])).toEqual([0, 1, 2, 3, 4, 5, 6].map((i) => [`gsm8k_cot-${i}`, i < 4 ? 1 : 0]));
+    expect(cotRecords.every((r) => r.score_name === 'exact_match_strict' && /^Q: [^]+\nA:$/.test(r.query))).toBe(true);
+    // Each request: the 8 exemplars as user/assistant turns, then the question.
+    expect(cotConversations).toHaveLength(GSM8K_COT_N);
+    for (const messages of cotConversations) {
+      expect(messages).toHaveLength(17);
+      expect(messages[0]).toMatchObject({ role: 'user', content: expect.stringMatching(/^Q: There are 15 trees in the grove\./) });
+      expect(messages[15]).toMatchObject({ role: 'assistant', content: expect.stringMatching(/The answer is 8\.$/) });
+    }
+    expect(status.tasks[4]?.metrics).toMatchObject({ gsm8k_cot_exact_match_strict: 4 / 7, gsm8k_cot_exact_match_flexible: 5 / 7 });
   });
 });

@@ -5,7 +5,7 @@ import { BUILTIN_HARNESS, BUILTIN_TASKS, custom, getBuiltinTask, gsm8k, mmlu } f
 describe('built-in task lookup', () => {
   it('holds the built-in tasks under their own names', () => {
     expect(BUILTIN_HARNESS).toBe('evalflow');
-    expect(Object.keys(BUILTIN_TASKS)).toEqual(['gsm8k', 'mmlu', 'math500', 'ifeval', 'humaneval', 'mbpp', 'custom']);
+    expect(Object.keys(BUILTIN_TASKS)).toEqual(['gsm8k', 'gsm8k_cot', 'mmlu', 'math500', 'ifeval', 'humaneval', 'mbpp', 'custom']);
     for (const [name, task] of Object.entries(BUILTIN_TASKS)) expect(task.name).toBe(name);
   });
 
@@ -25,8 +25,8 @@ describe('built-in task lookup', () => {
   });
 
   it('rejects unknown names, listing the built-in tasks', () => {
-    const list = '(built-in tasks: evalflow.gsm8k, evalflow.mmlu, evalflow.math500, evalflow.ifeval, evalflow.humaneval, evalflow.mbpp, evalflow.custom)';
-    expect(() => getBuiltinTask('gsm8k_cot')).toThrow(`unknown built-in task "gsm8k_cot" ${list}`);
+    const list = '(built-in tasks: evalflow.gsm8k, evalflow.gsm8k_cot, evalflow.mmlu, evalflow.math500, evalflow.ifeval, evalflow.humaneval, evalflow.mbpp, evalflow.custom)';
+    expect(() => getBuiltinTask('gsm8k_8shot')).toThrow(`unknown built-in task "gsm8k_8shot" ${list}`);
     expect(() => getBuiltinTask('lm-evaluation-harness.gsm8k')).toThrow(`unknown built-in task "lm-evaluation-harness.gsm8k" ${list}`);
     expect(() => getBuiltinTask('evalflow.')).toThrow(list);
     expect(() => getBuiltinTask('toString')).toThrow(list);
