@@ -28,6 +28,10 @@ import { ENDPOINT_LIMITS_ENV } from '../../harness/shared-limit.js';
 import { readLogFrom } from './files.js';
 import type { HostIdentity } from './host.js';
 
+/** The harness's and the model server's output, in the job's logs dir. */
+const HARNESS_LOG = 'client_stdout.log';
+const SERVER_LOG = 'server_stdout.log';
+
 export const ProcessHandleSchema = ExecutorHandleSchema.extend({
   executor: z.literal('process'),
   pid: z.number().int().positive(),
@@ -106,7 +110,7 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
         what: `the model server of ${spec.name}`,
         argv: [this.modelServerEntry, ...llamaCppArgs(server, modelPath)],
         cwd: logsDir,
-        logFile: join(logsDir, 'server_stdout.log'),
+        logFile: join(logsDir, SERVER_LOG),
         banner: `${spec.name}: starting the llama_cpp model server on port ${server.port} (${modelPath})`,
         env,
       });
@@ -198,8 +202,9 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
   async stopJob(job: JobRef): Promise<number> {
     const logsDir = join(job.jobDir, 'logs');
     let stopped = 0;
-    // Harnesses first, then the model server they were sending to.
-    for (const found of [...findHarnessProcesses(logsDir), ...findServerProcesses(logsDir)]) {
+    // Harnesses first, then the model server they were sending to (one pass over /proc finds both).
+    const { harness, server } = findJobProcesses(logsDir);
+    for (const found of [...harness, ...server]) {
       await this.terminate(found.pid, () => readProcess(found.pid)?.startTicks === found.startTicks && !isZombie(found.pid));
       stopped++;
     }
@@ -211,7 +216,7 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
   }
 
   async readLog(handle: ProcessHandle, offset: number): Promise<LogChunk> {
-    return readLogFrom(join(handle.jobDir, 'logs', handle.role === 'server' ? 'server_stdout.log' : 'client_stdout.log'), offset);
+    return readLogFrom(join(handle.jobDir, 'logs', handle.role === 'server' ? SERVER_LOG : HARNESS_LOG), offset);
   }
 
   /** Pids mean something only on their host: a handle from elsewhere was routed wrongly, never "lost". */
@@ -224,8 +229,10 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
   /** The handle of a launch that already happened: from its marker, or a running harness found by its stage dir. */
   private adopt(spec: LaunchSpec, marker: string): ProcessHandle | undefined {
     if (existsSync(marker)) return this.parseHandle(JSON.parse(readFileSync(marker, 'utf8')));
-    // Started, but the worker died before writing the marker: adopt the running process.
-    const running = findHarnessProcesses(join(spec.jobDir, 'logs'))[0];
+    // Started, but the worker died before writing the marker: adopt the running process. spawnDetached creates the
+    // log before it spawns, so without a log nothing was ever started for this job: no need to scan /proc.
+    if (!existsSync(join(spec.jobDir, 'logs', HARNESS_LOG))) return undefined;
+    const running = findJobProcesses(join(spec.jobDir, 'logs')).harness[0];
     if (!running) return undefined;
     const handle = this.handle(spec.name, spec.jobDir, spec.attempt, running.pid, running.startTicks);
     writeJsonAtomic(marker, handle);
@@ -234,7 +241,8 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
 
   private adoptServer(spec: DeploySpec, marker: string): ProcessHandle | undefined {
     if (existsSync(marker)) return this.parseHandle(JSON.parse(readFileSync(marker, 'utf8')));
-    const running = findServerProcesses(join(spec.jobDir, 'logs'))[0];
+    if (!existsSync(join(spec.jobDir, 'logs', SERVER_LOG))) return undefined;
+    const running = findJobProcesses(join(spec.jobDir, 'logs')).server[0];
     if (!running) return undefined;
     const server = ServerSpecSchema.parse(spec.deployment);
     const handle = { ...this.handle(spec.name, spec.jobDir, 0, running.pid, running.startTicks), role: 'server' as const, healthUrl: server.healthUrl };
@@ -280,7 +288,7 @@ export class ProcessExecutor implements Executor<ProcessHandle> {
       what: `the harness for ${spec.name}`,
       argv: [this.harnessEntry, 'run_eval', '--run_config', runConfigFile, '--stage_dir', logsDir],
       cwd: spec.jobDir,
-      logFile: join(logsDir, 'client_stdout.log'),
+      logFile: join(logsDir, HARNESS_LOG),
       banner: `${spec.name}: launching harness (attempt ${spec.attempt})`,
       env,
     });
@@ -403,33 +411,25 @@ function isAlive(handle: ProcessHandle): boolean {
 /** The marker of the job's model server (its handle), next to the harness markers. */
 const SERVER_MARKER = 'server.json';
 
-/** Live model servers started for this job: evalflow's model server running in the job's logs dir. */
-function findServerProcesses(logsDir: string): Array<{ pid: number; startTicks: number }> {
-  return scanProcesses((pid, cmdline) => {
-    if (!cmdline.includes(`${join('model-server', 'main.js')}\0`)) return false;
-    try {
-      return readlinkSync(`/proc/${pid}/cwd`) === logsDir;
-    } catch {
-      return false;
-    }
-  });
+interface FoundProcess {
+  pid: number;
+  startTicks: number;
 }
 
-/** Live harnesses whose command line carries this job's `--stage_dir`. */
-function findHarnessProcesses(logsDir: string): Array<{ pid: number; startTicks: number }> {
-  const needle = `\0--stage_dir\0${logsDir}\0`;
-  return scanProcesses((_pid, cmdline) => cmdline.includes(needle));
-}
-
-/** Live (non-zombie) processes whose NUL-separated command line (with a leading NUL) matches. */
-function scanProcesses(matches: (pid: number, cmdline: string) => boolean): Array<{ pid: number; startTicks: number }> {
+/**
+ * The job's live processes, in one pass over /proc: harnesses (their command line carries this job's `--stage_dir`)
+ * and model servers (evalflow's model server running in the job's logs dir).
+ */
+function findJobProcesses(logsDir: string): { harness: FoundProcess[]; server: FoundProcess[] } {
+  const harnessNeedle = `\0--stage_dir\0${logsDir}\0`;
+  const serverNeedle = `${join('model-server', 'main.js')}\0`;
+  const found = { harness: [] as FoundProcess[], server: [] as FoundProcess[] };
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
-    return [];
+    return found;
   }
-  const found: Array<{ pid: number; startTicks: number }> = [];
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     let cmdline: string;
@@ -439,9 +439,18 @@ function scanProcesses(matches: (pid: number, cmdline: string) => boolean): Arra
       continue;
     }
     const pid = Number(entry);
-    if (!matches(pid, cmdline)) continue;
+    const kind = cmdline.includes(harnessNeedle) ? 'harness' : cmdline.includes(serverNeedle) && cwdOf(pid) === logsDir ? 'server' : undefined;
+    if (!kind) continue;
     const info = readProcess(pid);
-    if (info && info.state !== 'Z') found.push({ pid, startTicks: info.startTicks });
+    if (info && info.state !== 'Z') found[kind].push({ pid, startTicks: info.startTicks });
   }
   return found;
+}
+
+function cwdOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return undefined;
+  }
 }

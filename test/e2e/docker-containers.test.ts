@@ -106,20 +106,25 @@ describe.skipIf(!docker)('docker container layer (real engine)', () => {
     await (docker as Docker).getContainer(`evalflow-${inv}.6-a1`).remove({ force: true });
   });
 
-  it('untilStopped wakes when the container ends, and waits out maxWaitMs while it runs or when it is gone', async () => {
+  it('untilExited wakes when the container exits; waits out maxWaitMs while it runs, before it starts, or when it is gone', async () => {
     const inv = newInvocation();
+    const waitsOut = async (name: string) => {
+      const t0 = Date.now();
+      await runtime.untilExited(name, 300);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    };
     const launched = await runtime.createOrAdopt({ identity: identity(inv, 7), image, ...node('setTimeout(() => {}, 3000)') });
-    let t0 = Date.now();
-    await runtime.untilStopped(launched.name, 300);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    await waitsOut(launched.name);
     expect((await runtime.outcome(launched.name)).state).toBe('running');
-    t0 = Date.now();
-    await runtime.untilStopped(launched.name, 60_000);
+    const t0 = Date.now();
+    await runtime.untilExited(launched.name, 60_000);
     expect(Date.now() - t0).toBeLessThan(30_000);
     expect(await runtime.outcome(launched.name)).toEqual({ state: 'succeeded' });
-    t0 = Date.now();
-    await runtime.untilStopped(`evalflow-${inv}.8-a1`, 300); // no such container
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    const { createOptions } = await import('../../backends/local/docker/spec.js');
+    const pending = { identity: identity(inv, 8), image, ...node('') };
+    await (docker as Docker).createContainer(createOptions(pending));
+    await waitsOut(`evalflow-${inv}.8-a1`); // created, never started
+    await waitsOut(`evalflow-${inv}.9-a1`); // no such container
   });
 
   it('mounts results read-write and datasets read-only; extra_docker_args reach the container', async () => {

@@ -85,14 +85,15 @@ export class ContainerRuntime {
   }
 
   /**
-   * Until the container stops running (the engine's wait), or `maxWaitMs`. Never throws: if the engine cannot
-   * wait (the container is gone, the engine is away), it waits out `maxWaitMs` and the caller's next inspect tells.
+   * Until the container's next exit (the engine's wait), or `maxWaitMs`. `next-exit`, not `not-running`: a container
+   * created but not yet started is "not running", and would end every wait at once. Never throws: if the engine
+   * cannot wait (the container is gone, the engine is away), it waits out `maxWaitMs` and the caller's next inspect tells.
    */
-  async untilStopped(name: string, maxWaitMs: number): Promise<void> {
+  async untilExited(name: string, maxWaitMs: number): Promise<void> {
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(), maxWaitMs);
     try {
-      await this.docker.getContainer(name).wait({ condition: 'not-running', abortSignal: timeout.signal });
+      await this.docker.getContainer(name).wait({ condition: 'next-exit', abortSignal: timeout.signal });
     } catch {
       if (!timeout.signal.aborted) await new Promise((resolve) => timeout.signal.addEventListener('abort', resolve, { once: true }));
     } finally {

@@ -148,7 +148,7 @@ export class DockerExecutor implements Executor<DockerHandle> {
 
   async untilChange(handle: DockerHandle, maxWaitMs: number): Promise<void> {
     this.assertLocal(handle);
-    await (await this.runtime()).untilStopped(handle.name, maxWaitMs);
+    await (await this.runtime()).untilExited(handle.name, maxWaitMs);
   }
 
   async stop(handle: DockerHandle): Promise<boolean> {
